@@ -1,0 +1,34 @@
+# Two entry points (see README): `make run` and `make test`. Both create .venv/ on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-slow bench clean-venv
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade --quiet pip
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	touch $(STAMP)
+
+## make run: install, then run the whole DVC pipeline on the embedded synthetic data set
+run: $(STAMP)
+	@[ -d .git ] || git init --quiet
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+
+## make test: install, then run the fast test suite
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## make test-slow: the end-to-end tests (minutes)
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
+
+## make bench: speed tables for the model and preprocessing
+bench: $(STAMP)
+	$(BIN)/mol bench model
+	$(BIN)/mol bench preprocess
+
+clean-venv:
+	rm -rf $(VENV)
