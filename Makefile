@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow bench clean-venv
+.PHONY: run test test-slow bench lock clean-venv
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,10 @@ bench: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+## make lock: re-resolve requirements.lock from pyproject.toml (run after changing dependencies)
+lock:
+	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
+	.lockenv/bin/python -m pip install --quiet "botocore==$$(grep '^botocore==' requirements.lock | cut -d= -f3)" -e ".[dev]"
+	{ sed -n '1,2p' requirements.lock; .lockenv/bin/python -m pip freeze --exclude-editable | sed 's/+cpu//'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock && rm -rf .lockenv

@@ -15,6 +15,15 @@ from typing import Any, Iterator
 import numpy as np
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def sample_file_stem(sample_id: str) -> str:
     """`casme2/sub01/EP02_01f` -> `casme2__sub01__EP02_01f` (the contract's file-name rule)."""
     return sample_id.replace("/", "__")
@@ -30,6 +39,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

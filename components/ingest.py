@@ -1,0 +1,115 @@
+"""`mol ingest`: read a data set as distributed into a manifest CSV, plus rejects.csv beside it.
+
+Every clip either becomes a manifest row or a rejects.csv row with its reason: nothing is dropped
+silently. `frames_dir` is stored relative to the manifest's folder (see components.datasets.manifest).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from components.datasets import ADAPTERS, MANIFEST_COLUMNS, REJECT_COLUMNS, stored_frames_dir
+from components.datasets.samples import Checked, Reject, check_sample
+from components.errors import UserError
+from components.fileio import write_csv
+
+
+@dataclass
+class IngestSummary:
+    manifest: str
+    rejects: str
+    n_samples: int
+    per_label: dict[str, int]             # class name -> samples, in label id order
+    per_subject: dict[str, int]           # subject -> samples
+    rejects_by_reason: dict[str, int]     # reason -> rejected clips
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_rejects(self) -> int:
+        return sum(self.rejects_by_reason.values())
+
+
+def ingest(dataset: str, root: str, out: str, annotations: str | None = None, classes: int = 5,
+           strict: bool = False) -> IngestSummary:
+    """Write the manifest `out` and `rejects.csv` beside it; return the counts."""
+    if dataset not in ADAPTERS:
+        raise UserError(f"unknown data set '{dataset}'; choose one of {', '.join(ADAPTERS)}")
+    if classes not in (3, 5):
+        raise UserError(f"--classes must be 3 or 5, not {classes}")
+    root_path = Path(root)
+    if not root_path.is_dir():
+        raise UserError(f"--root {root} is not a folder; pass the folder that holds the {dataset} clips")
+    adapter = importlib.import_module(ADAPTERS[dataset])
+    samples, rejects = adapter.collect(root_path, Path(annotations) if annotations else None, classes)
+
+    checked: list[Checked] = []
+    for result in map(check_sample, samples):
+        (checked if isinstance(result, Checked) else rejects).append(result)
+    if strict and rejects:
+        first = rejects[0]
+        raise UserError(f"{len(rejects)} clip(s) rejected with --strict, first {first.sample_id}: {first.reason}; "
+                        "fix the data or drop --strict (rejects are then listed in rejects.csv)")
+
+    manifest = pd.DataFrame([{**c.row, "frames_dir": stored_frames_dir(out, c.frames_dir)} for c in checked],
+                            columns=MANIFEST_COLUMNS)
+    manifest = manifest.sort_values("sample_id", kind="stable")
+    for column in ("onset", "apex", "offset"):
+        manifest[column] = manifest[column].astype("Int64")
+    rejects_path = Path(out).parent / "rejects.csv"
+    write_csv(out, manifest)
+    write_csv(rejects_path, _rejects_table(rejects, out))
+
+    summary = IngestSummary(
+        manifest=str(out), rejects=str(rejects_path), n_samples=len(manifest),
+        per_label={name: int(n) for (_, name), n in manifest.groupby(["label", "label_name"]).size().items()},
+        per_subject=dict(sorted(Counter(manifest["subject"]).items())),
+        rejects_by_reason=dict(Counter(r.reason for r in rejects).most_common()),
+        warnings=[w for c in checked for w in c.warnings],
+    )
+    if summary.n_samples == 0:
+        raise UserError(f"no usable clip found under {root} ({summary.n_rejects} rejected, see {rejects_path}); "
+                        f"check that --root and --dataset {dataset} match the data")
+    return summary
+
+
+def _rejects_table(rejects: list[Reject], out: str) -> pd.DataFrame:
+    rows = [{"sample_id": r.sample_id, "dataset": r.dataset, "subject": r.subject, "video_id": r.video_id,
+             "frames_dir": stored_frames_dir(out, r.frames_dir) if r.frames_dir else "",
+             "emotion": r.emotion, "reason": r.reason} for r in rejects]
+    return pd.DataFrame(rows, columns=REJECT_COLUMNS).sort_values("sample_id", kind="stable")
+
+
+def print_summary(summary: IngestSummary) -> None:
+    print(f"manifest: {summary.manifest}: {summary.n_samples} samples, {len(summary.per_subject)} subjects")
+    for name, n in summary.per_label.items():
+        print(f"  {name:<12} {n}")
+    print(f"rejects: {summary.rejects}: {summary.n_rejects}")
+    for reason, n in summary.rejects_by_reason.items():
+        print(f"  {n:>4}  {reason}")
+    for warning in summary.warnings:
+        print(f"warning: {warning}")
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, choices=list(ADAPTERS),
+                        help="layout of --root: casme2, samm, smic (HS/VIS/NIR folder), megc2019 (the three "
+                             "side by side) or folder (the official MOL code's <emotion>/<video>/ folders)")
+    parser.add_argument("--root", required=True, help="folder that holds the data set as distributed")
+    parser.add_argument("--annotations", default=None,
+                        help="the coding sheet (.xlsx, or a CSV export): CASME2-coding-*.xlsx for casme2, "
+                             "SAMM_Micro_FACS_Codes_v2.xlsx for samm; not used by smic, megc2019, folder")
+    parser.add_argument("--classes", type=int, choices=(3, 5), default=5,
+                        help="class set: 5 (data set's own emotions) or 3 (negative/positive/surprise); "
+                             "default 5")
+    parser.add_argument("--out", required=True, help="manifest CSV to write; rejects.csv goes beside it")
+    parser.add_argument("--strict", action="store_true", help="fail if any clip is rejected")
+
+
+def run(args: argparse.Namespace) -> int:
+    print_summary(ingest(args.dataset, args.root, args.out, args.annotations, args.classes, args.strict))
+    return 0
