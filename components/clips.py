@@ -1,0 +1,116 @@
+"""Clip files (`mol labels` output) read into memory as one indexable set of clips.
+
+A clip file `<stem>.npz` holds two views of a sample: the TRAINING view (`video`, `flow`, `landmarks`:
+S = clips x random crops) and the EVALUATION view (`eval_video`, `eval_flow`, `eval_landmarks`: one fixed
+crop per clip). Training subjects use the first, held-out subjects the second, so test clips never see
+random crops (a fault of the official code).
+
+Arrays stay per sample, as stored (uint8 video, float16 flow): a batch gathers its clips from them,
+so no concatenated copy of the whole data set is ever made.
+"""
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from components.errors import UserError
+from components.fileio import sample_file_stem
+
+VIEWS = {"train": ("video", "flow", "landmarks"), "eval": ("eval_video", "eval_flow", "eval_landmarks")}
+
+
+@dataclass
+class ClipSet:
+    """The clips of some samples. Clip i belongs to sample `clip_sample[i]` (index into `sample_ids`)."""
+    sample_ids: list[str]
+    labels: np.ndarray          # int64 [n_samples]
+    subjects: list[str]         # [n_samples]
+    videos: list[np.ndarray]    # per sample: uint8 [S, T, H, W]
+    flows: list[np.ndarray]     # per sample: float16/32 [S, T-1, 2, H, W]
+    landmarks: list[np.ndarray]  # per sample: float32 [S, T, 68, 2]
+    missing: list[str] = field(default_factory=list)  # requested samples without a clip file
+
+    def __post_init__(self) -> None:
+        counts = [len(v) for v in self.videos]
+        self.clip_sample = np.repeat(np.arange(len(counts)), counts)  # [N]
+        self.clip_offset = np.concatenate([np.arange(c) for c in counts]) if counts else np.zeros(0, int)
+
+    def __len__(self) -> int:
+        return len(self.clip_sample)
+
+    @property
+    def clip_labels(self) -> np.ndarray:  # int64 [N]
+        return self.labels[self.clip_sample]
+
+    def subset(self, positions: list[int]) -> ClipSet:
+        """The samples at `positions` (sharing their arrays, no copy)."""
+        def pick(items: list) -> list:
+            return [items[i] for i in positions]
+
+        return ClipSet(pick(self.sample_ids), self.labels[positions], pick(self.subjects), pick(self.videos),
+                       pick(self.flows), pick(self.landmarks))
+
+    def batch(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """Gather clips, dtypes as stored: video uint8 [B,T,H,W], flow [B,T-1,2,H,W], landmarks [B,T,68,2],
+        label int64 [B]."""
+        picks = [(self.clip_sample[i], self.clip_offset[i]) for i in indices]
+        return {"video": np.stack([self.videos[s][c] for s, c in picks]),
+                "flow": np.stack([self.flows[s][c] for s, c in picks]),
+                "landmarks": np.stack([self.landmarks[s][c] for s, c in picks]),
+                "label": self.labels[[s for s, _ in picks]]}
+
+
+def clip_path(clips_dir: str | Path, sample_id: str) -> Path:
+    return Path(clips_dir) / f"{sample_file_stem(sample_id)}.npz"
+
+
+def check_clips_dir(clips_dir: str | Path) -> None:
+    folder = Path(clips_dir)
+    if not folder.is_dir() or not any(folder.glob("*.npz")):
+        raise UserError(f"clips folder {folder} holds no .npz clip files; create them with "
+                        f"`mol labels --out {folder}`")
+
+
+def _read_sample(path: Path, view: str, num_classes: int) -> tuple[int, str, list[np.ndarray]]:
+    """(label, subject, [video, flow, landmarks]) of one clip file, shapes checked."""
+    keys = VIEWS[view]
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            absent = [k for k in (*keys, "label", "subject") if k not in data.files]
+            if absent:
+                raise UserError(f"clip file {path} lacks {absent}; recreate it with `mol labels`")
+            label, subject = int(data["label"]), str(data["subject"])
+            video, flow, landmarks = (data[k] for k in keys)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise UserError(f"clip file {path} is not a readable .npz ({e}); recreate it with `mol labels`") from None
+    n, t = video.shape[:2] if video.ndim == 4 else (0, 0)
+    if (video.dtype != np.uint8 or video.ndim != 4 or n == 0 or flow.shape != (n, t - 1, 2, *video.shape[2:])
+            or landmarks.shape != (n, t, 68, 2)):
+        raise UserError(f"clip file {path} has inconsistent {view} arrays (video {video.dtype} {video.shape}, "
+                        f"flow {flow.shape}, landmarks {landmarks.shape}); recreate it with `mol labels`")
+    if not 0 <= label < num_classes:
+        raise UserError(f"clip file {path} has label {label}, outside the {num_classes} classes of the folds; "
+                        "split and label from the same manifest")
+    return label, subject, [video, flow, landmarks]
+
+
+def load_clips(clips_dir: str | Path, sample_ids: list[str], view: str, num_classes: int,
+               desc: str = "clips") -> ClipSet:
+    """Read the `view` ('train' or 'eval') of each sample. Samples without a clip file (rejected by
+    `mol align`/`mol labels`) are skipped and listed in `.missing`."""
+    sample_ids = list(sample_ids)
+    found, missing = [], []
+    for sid in sample_ids:
+        (found if clip_path(clips_dir, sid).is_file() else missing).append(sid)
+    labels, subjects, arrays = [], [], []
+    for sid in tqdm(found, desc=desc, unit="file", leave=False):
+        label, subject, views = _read_sample(clip_path(clips_dir, sid), view, num_classes)
+        labels.append(label)
+        subjects.append(subject)
+        arrays.append(views)
+    videos, flows, landmarks = (list(a) for a in zip(*arrays)) if arrays else ([], [], [])
+    return ClipSet(found, np.asarray(labels, dtype=np.int64), subjects, videos, flows, landmarks, missing)

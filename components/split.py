@@ -1,0 +1,148 @@
+"""`mol split`: cross-validation folds over a manifest, written as FOLDS.json.
+
+Modes:
+- `loso`  leave one subject out: one fold per subject (the protocol of the MER literature).
+- `kfold` K folds grouped by subject (no person in both train and test), balanced by sample count.
+- `lodo`  leave one data set out (composite manifests: train on CASME II + SAMM, test on SMIC, ...).
+
+Subjects are already data-set-prefixed in a composite manifest (`casme2/01`), so LOSO never mixes people.
+Rows whose label is outside the class set (negative, e.g. an unmapped emotion) are left out and said so.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from components.datasets import read_manifest
+from components.errors import UserError
+from components.fileio import write_json
+
+MODES = ("loso", "kfold", "lodo")
+
+
+def class_names_of(table: pd.DataFrame, num_classes: int | None) -> list[str]:
+    """Class names ordered by label id. A class absent from the manifest is named `class_<id>`."""
+    names: dict[int, str] = {}
+    for label, name in table[["label", "label_name"]].drop_duplicates().itertuples(index=False):
+        if names.setdefault(int(label), name) != name:
+            raise UserError(f"label {label} is named both '{names[int(label)]}' and '{name}' in the manifest; "
+                            "recreate it with `mol ingest`")
+    count = max(names) + 1 if num_classes is None else num_classes
+    if max(names) >= count:
+        raise UserError(f"the manifest has label {max(names)} but --classes is {count}; "
+                        f"pass --classes {max(names) + 1} or more")
+    return [names.get(i, f"class_{i}") for i in range(count)]
+
+
+def _fold(index: int, test: pd.DataFrame, train: pd.DataFrame, grouped: bool) -> dict:
+    subjects = sorted(test["subject"].unique())
+    fold = {"fold": index, "test_subject": ",".join(subjects),
+            "train": train["sample_id"].tolist(), "test": test["sample_id"].tolist()}
+    if grouped:
+        fold["test_subjects"] = subjects
+    return fold
+
+
+def loso_groups(table: pd.DataFrame) -> list[list[str]]:
+    return [[s] for s in sorted(table["subject"].unique())]
+
+
+def kfold_groups(table: pd.DataFrame, k: int, seed: int) -> list[list[str]]:
+    """Subjects into k groups of near-equal sample counts: largest subject first into the smallest group;
+    the seed shuffles the order among subjects of equal size (and so which fold gets which)."""
+    counts = table["subject"].value_counts()
+    if k < 2 or k > len(counts):
+        raise UserError(f"--k {k} must lie between 2 and the number of subjects ({len(counts)})")
+    subjects = sorted(counts.index)
+    order = np.random.default_rng(seed).permutation(len(subjects))
+    shuffled = [subjects[i] for i in order]
+    shuffled.sort(key=lambda s: -counts[s])  # stable: ties keep their shuffled order
+    groups: list[list[str]] = [[] for _ in range(k)]
+    sizes = [0] * k
+    for subject in shuffled:
+        smallest = min(range(k), key=lambda g: (sizes[g], g))
+        groups[smallest].append(subject)
+        sizes[smallest] += counts[subject]
+    return [sorted(g) for g in groups]
+
+
+def lodo_groups(table: pd.DataFrame) -> list[list[str]]:
+    datasets = sorted(table["dataset"].unique())
+    if len(datasets) < 2:
+        raise UserError(f"--mode lodo needs a manifest with two or more data sets; this one has only {datasets}")
+    return [sorted(table.loc[table["dataset"] == d, "subject"].unique()) for d in datasets]
+
+
+def split(manifest: str | Path, out: str | Path, mode: str = "loso", k: int = 5, seed: int = 0,
+          num_classes: int | None = None, subjects: list[str] | None = None) -> dict:
+    """Write FOLDS.json for `manifest` and return it.
+
+    `num_classes` overrides the class count (default: the largest label + 1), for small manifests in
+    which the last class happens not to occur. `subjects` restricts the study to those subjects (train
+    and test; default: all in the manifest); a listed subject with no usable sample is skipped with a message.
+    """
+    if mode not in MODES:
+        raise UserError(f"--mode {mode} is unknown; choose one of {', '.join(MODES)}")
+    table = read_manifest(manifest)
+    usable = table[table["label"] >= 0]
+    if len(usable) < len(table):
+        print(f"split: left out {len(table) - len(usable)} rows with a negative label (outside the class set)")
+    if usable.empty:
+        raise UserError(f"manifest {manifest} has no sample with a class label; check `mol ingest --classes`")
+    class_names = class_names_of(usable, num_classes)
+    wanted = set(table["subject"] if subjects is None else subjects)
+    skipped = sorted(wanted - set(usable["subject"]))
+    if skipped:
+        print(f"split: skipped subjects with no test samples: {', '.join(skipped)}")
+    usable = usable[usable["subject"].isin(wanted)]
+
+    if mode == "loso":
+        groups = loso_groups(usable)
+    elif mode == "kfold":
+        groups = kfold_groups(usable, k, seed)
+    else:
+        groups = lodo_groups(usable)
+    if len(groups) < 2:
+        raise UserError(f"--mode {mode} needs at least two groups of subjects; the manifest gives {len(groups)}")
+
+    folds = []
+    for group in groups:
+        is_test = usable["subject"].isin(group)
+        folds.append(_fold(len(folds), usable[is_test], usable[~is_test], grouped=mode != "loso"))
+        if mode == "lodo":
+            folds[-1]["test_dataset"] = usable.loc[is_test, "dataset"].iloc[0]
+
+    document = {"mode": mode, "num_classes": len(class_names), "class_names": class_names,
+                "seed": seed, "manifest_sha256": hashlib.sha256(Path(manifest).read_bytes()).hexdigest(),
+                "folds": folds}
+    if mode == "kfold":
+        document["k"] = k
+    write_json(out, document)
+    print(f"split: {len(folds)} {mode} folds over {usable['subject'].nunique()} subjects, "
+          f"{len(usable)} samples, {len(class_names)} classes -> {out}")
+    return document
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--manifest", required=True, help="manifest CSV written by `mol ingest`")
+    parser.add_argument("--out", required=True, help="FOLDS.json to write")
+    parser.add_argument("--mode", choices=MODES, default="loso",
+                        help="loso: leave one subject out (default); kfold: K folds grouped by subject; "
+                             "lodo: leave one data set out")
+    parser.add_argument("--k", type=int, default=5, help="number of folds for --mode kfold (default 5)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the kfold subject shuffle (default 0)")
+    parser.add_argument("--classes", type=int, default=None, dest="num_classes",
+                        help="number of classes (default: largest label in the manifest + 1)")
+    parser.add_argument("--subjects", nargs="+", default=None,
+                        help="use only these subjects, for training and testing (default: all in the manifest); "
+                             "a listed subject without usable samples is skipped with a message")
+
+
+def run(args: argparse.Namespace) -> int:
+    split(args.manifest, args.out, mode=args.mode, k=args.k, seed=args.seed,
+          num_classes=args.num_classes, subjects=args.subjects)
+    return 0

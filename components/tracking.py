@@ -1,0 +1,189 @@
+"""All MLflow code of the project: where runs are stored, the run layout, and model registration.
+
+Layout: one PARENT run per experiment run (params, tags `protocol`, `git_commit`, data hashes; the pooled
+metrics and plots of `mol evaluate`), and one NESTED run per fold (tag `mlflow.parentRunId`; per-step
+losses, final fold metrics, confusion matrix, model file). Folds trained by separate processes (DVC
+foreach, Kubeflow pods) attach to the same parent through its id.
+
+Store: `MLFLOW_TRACKING_URI` when set; otherwise SQLite `mlflow.db` in the working directory with
+artifacts under `./mlartifacts`. Artifacts go wherever the experiment's artifact location points,
+e.g. `s3://bucket/path` (boto3 reads `MLFLOW_S3_ENDPOINT_URL` and the `AWS_*` variables).
+`MOL_TRACKING=off` (or `--no-mlflow`) disables tracking: every `Run` method then does nothing.
+
+Runs are driven through `MlflowClient` with explicit run ids rather than the global "active run", so
+a fold can reopen its run after a restart and stages can run in separate processes.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from components.errors import UserError
+
+PARENT_ENV = "MOL_PARENT_RUN_ID"
+SWITCH_ENV = "MOL_TRACKING"
+DEFAULT_DB = "mlflow.db"
+DEFAULT_ARTIFACTS = "mlartifacts"
+
+
+def tracking_enabled(requested: bool = True) -> bool:
+    """False when the caller asked for no tracking or `MOL_TRACKING` is off/0/false/no."""
+    return requested and os.environ.get(SWITCH_ENV, "on").strip().lower() not in {"off", "0", "false", "no"}
+
+
+def default_uri() -> str:
+    return f"sqlite:///{Path(DEFAULT_DB).resolve().as_posix()}"
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
+
+
+def _client():
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)  # the fluent API (model logging) must agree; this also sets the env variable
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def experiment_id(client, name: str, artifact_location: str | None = None) -> str:
+    """Id of experiment `name`, created on first use. Without `MLFLOW_TRACKING_URI` and without an
+    explicit location, its artifacts go to ./mlartifacts (an absolute file URI, built here at runtime)."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            raise UserError(f"MLflow experiment '{name}' is deleted; restore it in the MLflow UI or pass "
+                            "another --experiment")
+        return experiment.experiment_id
+    if artifact_location is None and tracking_uri() == default_uri():
+        artifact_location = Path(DEFAULT_ARTIFACTS).resolve().as_uri()
+    return client.create_experiment(name, artifact_location=artifact_location)
+
+
+def git_commit() -> str | None:
+    """The working directory's git commit, if it is a git checkout."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+class Run:
+    """One MLflow run, or nothing at all when `client` is None (tracking disabled).
+
+    Metrics are buffered and sent in batches by `flush()` (one database write per batch, not per step).
+    """
+
+    def __init__(self, client=None, run_id: str | None = None):
+        self.client, self.run_id = client, run_id
+        self._pending: list = []
+
+    @property
+    def active(self) -> bool:
+        return self.client is not None
+
+    def log_params(self, params: dict) -> None:
+        if self.active:
+            from mlflow.entities import Param
+            self.client.log_batch(self.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+
+    def set_tags(self, tags: dict) -> None:
+        if self.active:
+            from mlflow.entities import RunTag
+            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_metrics(self, metrics: dict, step: int = 0) -> None:
+        if self.active:
+            from mlflow.entities import Metric
+            now = int(time.time() * 1000)
+            self._pending += [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
+
+    def flush(self) -> None:
+        if self.active:
+            for start in range(0, len(self._pending), 1000):  # MLflow's batch limit
+                self.client.log_batch(self.run_id, metrics=self._pending[start:start + 1000])
+            self._pending = []
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        if self.active:
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def finish(self, status: str = "FINISHED") -> None:
+        if self.active:
+            self.flush()
+            self.client.set_terminated(self.run_id, status)
+
+
+def start_parent_run(experiment: str, run_name: str, params: dict, tags: dict,
+                     artifact_location: str | None = None) -> Run:
+    """Create the parent run of a training run (params, protocol and data tags, git commit)."""
+    client = _client()
+    commit = git_commit()
+    run = client.create_run(experiment_id(client, experiment, artifact_location), run_name=run_name,
+                            tags={**tags, **({"git_commit": commit} if commit else {})})
+    parent = Run(client, run.info.run_id)
+    parent.log_params(params)
+    return parent
+
+
+def open_run(run_id: str, mend: str = f"pass the right --parent-run-id (or {PARENT_ENV})") -> Run:
+    """Reattach to an existing run (a parent made by another process, or a fold resumed after a kill).
+    `mend` completes the error message when the run is not in the store."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        status = client.get_run(run_id).info.status
+    except MlflowException:
+        raise UserError(f"MLflow run {run_id} does not exist in {tracking_uri()}; set MLFLOW_TRACKING_URI to "
+                        f"its store or {mend}") from None
+    if status != "RUNNING":
+        client.update_run(run_id, status="RUNNING")
+    return Run(client, run_id)
+
+
+def start_child_run(parent: Run, run_name: str, params: dict, tags: dict) -> Run:
+    """A nested run under `parent`, in the parent's experiment."""
+    if not parent.active:
+        return Run()
+    experiment = parent.client.get_run(parent.run_id).info.experiment_id
+    run = parent.client.create_run(experiment, run_name=run_name,
+                                   tags={**tags, "mlflow.parentRunId": parent.run_id})
+    child = Run(parent.client, run.info.run_id)
+    child.log_params(params)
+    return child
+
+
+def log_and_register_model(run: Run, model_path: str | Path, registered_name: str = "mol-mer",
+                           alias: str = "champion", tags: dict | None = None) -> str | None:
+    """Log a `mol train` model file to `run` as an MLflow model, register it as `registered_name` and
+    point `alias` at that version. Returns the version, or None when tracking is off. The one place that
+    decides how our models enter MLflow: the pickle-free pyfunc of `components.pyfunc`.
+
+    Idempotent: a model file already registered under the name (same sha256) is not logged again;
+    the alias just moves to its version."""
+    if not run.active:
+        return None
+    import mlflow
+
+    from components.pyfunc import log_pyfunc_model
+
+    digest = hashlib.sha256(Path(model_path).read_bytes()).hexdigest()
+    known = run.client.search_model_versions(f"name='{registered_name}' and tag.model_sha256='{digest}'")
+    if known:
+        version = str(known[0].version)
+    else:
+        with mlflow.start_run(run_id=run.run_id):
+            info = log_pyfunc_model(model_path, "model", registered_model_name=registered_name)
+        run.client.update_run(run.run_id, status="RUNNING")  # leaving the `with` ended the run; the caller ends it
+        version = str(info.registered_model_version)
+    run.client.set_registered_model_alias(registered_name, alias, version)
+    for key, value in {**(tags or {}), "model_sha256": digest}.items():
+        run.client.set_model_version_tag(registered_name, version, key, str(value))
+    return version

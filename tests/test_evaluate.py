@@ -1,0 +1,132 @@
+"""`mol evaluate`: pooling hand-made fold results, plots and CSVs, collapse warning, registration."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from components.cli import main
+from components.evaluate import collapse_message, evaluate, video_logits
+from components.fileio import write_json
+from mlflow_store import fresh_store
+
+CLASSES = ["neg", "pos"]
+
+
+def prediction(sample_id, label, pred, clips):
+    return {"sample_id": sample_id, "subject": sample_id.split("/")[1], "label": label, "pred": pred,
+            "probabilities": [0.5, 0.5], "clip_predictions": clips}
+
+
+def fold_metrics(fold, subject, predictions, n_clips, flow_epe, landmark_nme, video_cm, clip_cm, uf1, uar):
+    """A fold's metrics.json as `mol train` writes it (only the keys evaluate reads are filled in)."""
+    return {"fold": fold, "test_subject": subject, "status": "done", "selection": "final", "num_classes": 2,
+            "class_names": CLASSES, "n_test_clips": n_clips, "n_test_videos": len(predictions),
+            "flow_epe": flow_epe, "landmark_nme": landmark_nme, "collapsed": False, "predictions": predictions,
+            "video": {"confusion_matrix": video_cm, "uf1": uf1, "uar": uar},
+            "clip": {"confusion_matrix": clip_cm, "uf1": uf1, "uar": uar}}
+
+
+@pytest.fixture
+def runs(tmp_path):
+    """Fold 0 (casme2 subject): video cm [[2,0],[1,1]]; fold 1 (samm subject): [[0,1],[0,2]]."""
+    p0 = [prediction("casme2/sub01/a", 0, 0, [0, 0]), prediction("casme2/sub01/b", 0, 0, [0]),
+          prediction("casme2/sub01/c", 1, 0, [0]), prediction("casme2/sub01/d", 1, 1, [1, 1])]
+    p1 = [prediction("samm/006/a", 0, 1, [1, 0]), prediction("samm/006/b", 1, 1, [1]),
+          prediction("samm/006/c", 1, 1, [1, 1])]
+    write_json(tmp_path / "runs/fold_00/metrics.json",
+               fold_metrics(0, "casme2/01", p0, 6, 1.0, 0.1, [[2, 0], [1, 1]], [[3, 0], [1, 2]], 0.73, 0.75))
+    write_json(tmp_path / "runs/fold_01/metrics.json",
+               fold_metrics(1, "samm/006", p1, 5, 4.0, 0.4, [[0, 1], [0, 2]], [[1, 1], [0, 3]], 0.4, 0.5))
+    write_json(tmp_path / "runs/fold_02/metrics.json",
+               {"fold": 2, "test_subject": "samm/007", "status": "skipped", "reason": "no test clip files"})
+    return tmp_path / "runs"
+
+
+def test_pools_summed_confusion_matrices(runs, tmp_path, capsys):
+    metrics = evaluate(runs, tmp_path / "eval", track=False)
+    out = capsys.readouterr().out
+    assert "fold 2 (samm/007) was skipped" in out and "no model is registered" in out
+    # pooled video cm [[2,1],[1,3]]: recalls 2/3, 3/4; precisions 2/3, 3/4 -> F1 2/3, 3/4
+    assert metrics["video"]["confusion_matrix"] == [[2, 1], [1, 3]]
+    expected = {"acc": 5 / 7, "uar": 17 / 24, "uf1": 17 / 24, "war": 5 / 7, "wf1": (3 * 2 / 3 + 4 * 3 / 4) / 7}
+    for key, value in expected.items():
+        assert metrics[key] == pytest.approx(value) and metrics["video"][key] == pytest.approx(value)
+    assert metrics["level"] == "video"
+    assert metrics["clip"]["confusion_matrix"] == [[4, 1], [1, 5]] and metrics["clip"]["acc"] == pytest.approx(9 / 11)
+    assert metrics["flow_epe"] == pytest.approx((6 * 1.0 + 5 * 4.0) / 11)  # mean over clips, not folds
+    assert metrics["landmark_nme"] == pytest.approx((6 * 0.1 + 5 * 0.4) / 11)
+    assert metrics["per_dataset"]["samm"]["video"]["confusion_matrix"] == [[0, 1], [0, 2]]
+    assert metrics["per_dataset"]["casme2"]["clip"]["confusion_matrix"] == [[3, 0], [1, 2]]
+    assert metrics["best_fold"]["fold"] == 0 and metrics["skipped_folds"] == [2] and not metrics["collapsed"]
+    assert json.loads((tmp_path / "eval/metrics.json").read_text()) == metrics
+
+    predictions = pd.read_csv(tmp_path / "eval/predictions.csv")
+    assert len(predictions) == 7 and predictions.loc[2, ["actual", "predicted"]].tolist() == ["pos", "neg"]
+    assert pd.read_csv(tmp_path / "eval/per_fold.csv")["video_uf1"].tolist() == [0.73, 0.4]
+    for name in ("confusion_matrix.png", "confusion_matrix_clip.png", "per_fold.png"):
+        assert (tmp_path / "eval" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pooled_collapse_is_flagged(tmp_path, capsys):
+    p = [prediction("d/s1/a", 0, 1, [1]), prediction("d/s1/b", 1, 1, [1])]
+    write_json(tmp_path / "runs/fold_00/metrics.json",
+               fold_metrics(0, "s1", p, 2, 1.0, 0.1, [[0, 1], [0, 1]], [[0, 1], [0, 1]], 1 / 3, 0.5))
+    metrics = evaluate(tmp_path / "runs", tmp_path / "eval", track=False, register=False)
+    assert metrics["collapsed"] and "collapsed to one class" in capsys.readouterr().out
+    assert collapse_message([0, 0], [1, 1], CLASSES) is None  # one true class: nothing to distinguish
+
+
+def test_video_logits_average_clips():
+    logits = np.array([[1.0, 0.0], [3.0, 2.0], [0.0, 5.0]])
+    np.testing.assert_allclose(video_logits(logits, np.array([0, 0, 1]), 2), [[2.0, 1.0], [0.0, 5.0]])
+
+
+def test_registers_champion_and_it_loads_back(runs, tmp_path, tmp_path_factory, monkeypatch):
+    import mlflow
+    import torch
+    from mlflow import MlflowClient
+
+    from components import tracking
+    from components.checkpoint import load_model, save_model
+    from mol_model import MOL
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    fresh_store(tmp_path, tmp_path_factory.getbasetemp())
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    save_model(runs / "fold_00/model.safetensors", MOL(num_classes=2),
+               {"num_classes": 2, "neighbors": 4, "class_names": CLASSES, "normalization": "x/127.5-1"})
+    parent = tracking.start_parent_run("eval-test", "p", {}, {"protocol": "final"})
+    (runs / "parent_run_id.txt").write_text(parent.run_id + "\n")  # as `mol train` leaves it
+
+    metrics = evaluate(runs, tmp_path / "eval")
+    assert metrics["registered"] == {"name": "mol-mer", "version": "1", "alias": "champion", "fold": 0}
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = client.get_run(parent.run_id)
+    assert run.info.status == "FINISHED" and run.data.metrics["uf1"] == pytest.approx(17 / 24)
+    assert run.data.metrics["samm_uf1"] == pytest.approx(metrics["per_dataset"]["samm"]["video"]["uf1"])
+    assert "evaluation/metrics.json" in {a.path for a in client.list_artifacts(parent.run_id, "evaluation")}
+    version = client.get_model_version_by_alias("mol-mer", "champion")
+    assert str(version.version) == "1" and version.tags["fold"] == "0"
+
+    served = mlflow.pyfunc.load_model("models:/mol-mer@champion")
+    clip = np.random.default_rng(0).integers(0, 256, size=(1, 1, 8, 128, 128), dtype=np.uint8)
+    table = served.predict(clip)
+    model, _ = load_model(runs / "fold_00/model.safetensors")
+    with torch.no_grad():
+        expected = torch.softmax(model(torch.from_numpy(clip).float() / 127.5 - 1).logits, 1).numpy()
+    np.testing.assert_allclose(table[CLASSES].to_numpy(), expected, atol=1e-5)
+
+    again = evaluate(runs, tmp_path / "eval")  # a rerun does not register the same file twice
+    assert again["registered"]["version"] == "1"
+    assert len(client.search_model_versions("name='mol-mer'")) == 1
+
+
+def test_cli_error_without_folds(tmp_path, capsys):
+    assert main(["evaluate", "--runs", str(tmp_path), "--out", str(tmp_path / "e"), "--no-mlflow"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("mol evaluate: error:") and "fold_*/metrics.json" in err and "\n" not in err

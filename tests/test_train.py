@@ -1,0 +1,226 @@
+"""`mol train` on tiny clip files: contract outputs, resume after a kill, leaky protocol, MLflow, errors.
+
+The network is the real 44M-parameter MOL, so runs are 2 steps of batch 1 on 1 thread."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from components.checkpoint import load_model, read_config
+from components.cli import main
+from components.clips import load_clips
+from components.errors import UserError
+from components.evaluate import level_summary
+from components.train import BatchSampler, TrainConfig, class_weights, hold_out_validation, train
+from fixtures_clips import write_clip_set, write_loso_folds
+from mlflow_store import fresh_store
+
+CLASSES = ["neg", "pos"]
+TINY = TrainConfig(batch_size=1, steps=2, checkpoint_every=1, eval_batch_size=4, threads=1)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """3 subjects x 2 classes x 1 sample; subject s2 has 2 test videos; one training sample rejected."""
+    root = tmp_path_factory.mktemp("clips")
+    rows = write_clip_set(root / "clips", per_class=1)
+    rows += [("syn/s1/extra", "s1", 0)]  # listed in the folds, but "rejected": no clip file
+    write_loso_folds(root / "folds.json", rows, CLASSES)
+    return root
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One MLflow SQLite store for the module's tracked runs (MLFLOW_TRACKING_URI points at it)."""
+    folder = tmp_path_factory.mktemp("mlflow")
+    fresh_store(folder, tmp_path_factory.getbasetemp())
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.delenv("MOL_TRACKING", raising=False)
+        yield uri
+
+
+@pytest.fixture(scope="module")
+def straight(data, store, tmp_path_factory):
+    """Fold 1 (test subject s2) trained 2 steps in one go, tracked in MLflow."""
+    out = tmp_path_factory.mktemp("straight")
+    metrics = train(data / "clips", data / "folds.json", out, fold=1, config=TINY, experiment="straight")
+    return out, metrics[0]
+
+
+def fold_runs(uri, out):
+    """(parent run, [fold runs]) of the training run in `out`."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    parent = client.get_run((out / "parent_run_id.txt").read_text().strip())
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    return client, parent, children
+
+
+def test_fold_outputs_follow_the_contract(data, store, straight, capsys):
+    out, metrics = straight
+    fold = out / "fold_01"
+    assert sorted(p.name for p in fold.iterdir()) == [
+        "confusion_matrix.png", "metrics.json", "model.safetensors", "train_log.csv", "training_curves.png"]
+    assert json.loads((fold / "metrics.json").read_text()) == metrics
+    assert metrics["status"] == "done" and metrics["selection"] == "final" and metrics["selected_step"] == 2
+    assert metrics["test_subject"] == "s2" and metrics["missing_clip_files"] == ["syn/s1/extra"]
+    assert (metrics["n_train_clips"], metrics["n_test_clips"], metrics["n_test_videos"]) == (8, 2, 2)
+
+    # the model file rebuilds the network, and its predictions are the reported ones
+    config = read_config(fold / "model.safetensors")
+    assert config["class_names"] == CLASSES and config["normalization"] == "x/127.5-1" and config["fold"] == 1
+    model, _ = load_model(fold / "model.safetensors")
+    test = load_clips(data / "clips", ["syn/s2/c0v0", "syn/s2/c1v0"], "eval", 2)
+    from mol_model.normalize import normalize_video
+    with torch.no_grad():
+        logits = model(normalize_video(torch.from_numpy(test.batch(np.arange(2))["video"])).unsqueeze(1)).logits
+    probabilities = torch.softmax(logits, 1).numpy()  # one eval clip per video: video = clip
+    reported = np.array([p["probabilities"] for p in metrics["predictions"]])
+    np.testing.assert_allclose(reported, probabilities, atol=1e-4)
+
+    # confusion matrices and metrics agree with the predictions, at both levels
+    labels = [p["label"] for p in metrics["predictions"]]
+    preds = [p["pred"] for p in metrics["predictions"]]
+    assert metrics["video"] == level_summary(np.array(labels), np.array(preds), 2)
+    clip_preds = [c for p in metrics["predictions"] for c in p["clip_predictions"]]
+    assert metrics["clip"]["confusion_matrix"] == level_summary(np.array(labels), np.array(clip_preds), 2)[
+        "confusion_matrix"]
+    assert metrics["collapsed"] == (len(set(clip_preds)) == 1)  # the test subject has both classes
+    assert metrics["flow_epe"] > 0 and metrics["landmark_nme"] > 0
+    assert set(metrics["final_train_losses"]) == {"total", "mer", "flow", "landmark"}
+    log = pd.read_csv(fold / "train_log.csv")
+    assert log["step"].tolist() == [1, 2] and {"total", "mer", "flow", "landmark", "lr"} <= set(log.columns)
+    total = log["mer"] + 10 * log["flow"] + 0.1 * log["landmark"]
+    np.testing.assert_allclose(log["total"], total, rtol=1e-5)
+
+    # MLflow: a parent run with the protocol and data hash, a nested fold run with step metrics and files
+    client, parent, (child,) = fold_runs(store, out)
+    assert parent.data.tags["protocol"] == "final" and parent.data.tags["folds_sha256"]
+    assert parent.data.params["steps"] == "2" and parent.info.status == "RUNNING"  # evaluate ends it
+    assert child.data.tags["protocol"] == "final" and child.info.status == "FINISHED"
+    assert child.data.metrics["video_uf1"] == metrics["video"]["uf1"]
+    assert [m.step for m in client.get_metric_history(child.info.run_id, "train/total")] == [1, 2]
+    artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+    assert {"model.safetensors", "metrics.json", "confusion_matrix.png", "train_log.csv"} <= artifacts
+
+    # finished work is skipped; a changed schedule is refused rather than mixed in
+    before = (fold / "metrics.json").stat().st_mtime_ns
+    train(data / "clips", data / "folds.json", out, fold=1, config=TINY)
+    assert "fold 1 is finished" in capsys.readouterr().out
+    assert len(fold_runs(store, out)[2]) == 1  # no second fold run
+    assert (fold / "metrics.json").stat().st_mtime_ns == before
+    with pytest.raises(UserError, match="steps 2 -> 3"):
+        train(data / "clips", data / "folds.json", out, fold=1, config=dataclasses.replace(TINY, steps=3), track=False)
+
+
+def assert_resumes_to_the_same_result(data, reference, config, fold, tmp_path):
+    """Stop after step 1 (as a kill right after a checkpoint would), rerun, compare with `reference`."""
+    out, metrics = reference
+    name = f"fold_{fold:02d}"
+    first = train(data / "clips", data / "folds.json", tmp_path, fold=fold, config=config, track=False, stop_after=1)
+    assert first == [None]
+    assert (tmp_path / name / "resume/state.safetensors").is_file()
+    assert not (tmp_path / name / "metrics.json").exists()
+    resumed = train(data / "clips", data / "folds.json", tmp_path, fold=fold, config=config, track=False)[0]
+
+    a, b = load_file(out / name / "model.safetensors"), load_file(tmp_path / name / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    timing = ("train_seconds", "train_clips_per_second")
+    assert {k: v for k, v in resumed.items() if k not in timing} == {k: v for k, v in metrics.items() if k not in timing}
+    assert pd.read_csv(tmp_path / name / "train_log.csv").equals(pd.read_csv(out / name / "train_log.csv"))
+
+
+def test_killed_run_resumes_to_the_same_result(data, straight, tmp_path):
+    assert_resumes_to_the_same_result(data, straight, TINY, 1, tmp_path)
+
+
+LEAKY = dataclasses.replace(TINY, select_on_test=True, eval_every=1)
+
+
+@pytest.fixture(scope="module")
+def leaky(data, store, tmp_path_factory):
+    """Fold 0 trained 2 steps with the official (leaky) selection on the test subject, tracked."""
+    out = tmp_path_factory.mktemp("leaky")
+    return out, train(data / "clips", data / "folds.json", out, fold=0, config=LEAKY, experiment="leaky")[0]
+
+
+def test_select_on_test_is_marked_leaky_everywhere(store, leaky):
+    out, metrics = leaky
+    assert metrics["selection"] == "leaky-best-on-test" and metrics["protocol"] == "leaky-select-on-test"
+    log = pd.read_csv(out / "fold_00/train_log.csv")
+    best = max(zip(log["select_uf1"], log["select_uar"], -log["step"]))  # first step with the best score
+    assert metrics["selected_step"] == -best[2]
+    assert metrics["video"]["uf1"] == best[0]  # the kept weights score exactly as when selected
+    assert read_config(out / "fold_00/model.safetensors")["selection"] == "leaky-best-on-test"
+    _, parent, (child,) = fold_runs(store, out)
+    assert parent.data.tags["protocol"] == child.data.tags["protocol"] == "leaky-select-on-test"
+    assert child.data.tags["selection"] == "leaky-best-on-test"
+
+
+@pytest.mark.slow  # 15-20 s: the honest resume test above covers the mechanism in the fast suite
+def test_leaky_run_resumes_with_its_best_weights(data, leaky, tmp_path, capsys):
+    assert_resumes_to_the_same_result(data, leaky, LEAKY, 0, tmp_path)
+    assert "leaks test data" in capsys.readouterr().out  # the warning line, at every start
+
+
+def test_batch_sampler_is_a_function_of_the_step():
+    labels = np.array([0, 0, 0, 0, 0, 0, 1, 1])
+    plain = BatchSampler(labels, batch_size=3, seed=5, balanced=False)
+    stream = np.concatenate([plain.batch(step) for step in range(8)])  # 24 = 3 epochs of 8 clips
+    for epoch in range(3):
+        assert sorted(stream[8 * epoch: 8 * epoch + 8]) == list(range(8))  # each clip once per epoch
+    again = BatchSampler(labels, batch_size=3, seed=5, balanced=False)
+    assert np.array_equal(again.batch(6), plain.batch(6))  # no hidden state: resume needs only the step
+    balanced = BatchSampler(labels, batch_size=400, seed=5, balanced=True)
+    share = labels[balanced.batch(0)].mean()
+    assert 0.4 < share < 0.6  # class 1 is a quarter of the clips but half of the draws
+    np.testing.assert_allclose(class_weights(labels, 3).numpy(), [8 / 12, 8 / 4, 1.0])
+
+
+def test_validation_subjects_leave_the_training_set(data):
+    folds = json.loads((data / "folds.json").read_text())
+    train_set = load_clips(data / "clips", folds["folds"][1]["train"], "train", 2)  # subjects s1, s3
+    rest, val, subjects = hold_out_validation(data / "clips", train_set, 1, seed=0, fold=1, num_classes=2)
+    assert len(subjects) == 1 and subjects[0] in {"s1", "s3"}
+    assert set(val.subjects) == set(subjects) and not set(rest.subjects) & set(subjects)
+    assert sorted(rest.sample_ids + val.sample_ids) == sorted(train_set.sample_ids)
+    assert len(val) == 2 and len(rest) == 4  # validation in the evaluation view: one clip per video
+    assert rest.batch(np.arange(4))["video"].shape == (4, 8, 128, 128)
+    with pytest.raises(UserError, match="leaves no training subject"):
+        hold_out_validation(data / "clips", train_set, 2, seed=0, fold=1, num_classes=2)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no folds file", "does not exist"),
+    ("fold out of range", "--fold 7 is out of range"),
+    ("empty clips dir", "holds no .npz clip files"),
+])
+def test_cli_errors_are_one_line(data, tmp_path, capsys, case, message):
+    folds, clips, fold = data / "folds.json", data / "clips", "0"
+    if case == "no folds file":
+        folds = tmp_path / "absent.json"
+    elif case == "fold out of range":
+        fold = "7"
+    else:
+        clips = tmp_path / "empty"
+        clips.mkdir()
+    code = main(["train", "--clips", str(clips), "--folds", str(folds), "--fold", fold, "--out", str(tmp_path / "o"),
+                 "--no-mlflow"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("mol train: error:") and message in err and "\n" not in err
+
+
+def test_fold_and_all_exclude_each_other(data, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--clips", str(data / "clips"), "--folds", str(data / "folds.json"), "--fold", "0", "--all",
+              "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
