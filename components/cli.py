@@ -47,6 +47,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def explicit_switches(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """Accept `--flag=true|false` for every yes/no flag, as dvc.yaml passes params.yaml booleans
+    (`--register=${evaluate.register}`): true gives `--flag`, false `--no-flag` where it exists, else nothing."""
+    switches = {option for action in parser._actions for option in action.option_strings
+                if isinstance(action, argparse.BooleanOptionalAction)
+                or (action.nargs == 0 and isinstance(action.const, bool))}
+    rewritten = []
+    for token in argv:
+        option, equals, value = token.partition("=")
+        if not equals or option not in switches or value.lower() not in ("true", "false"):
+            rewritten.append(token)
+        elif value.lower() == "true":
+            rewritten.append(option)
+        elif f"--no-{option[2:]}" in switches:
+            rewritten.append(f"--no-{option[2:]}")
+    return rewritten
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -61,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     stage_parser = argparse.ArgumentParser(prog=f"mol {name}", description=help_text)
     module.configure_parser(stage_parser)
-    args = stage_parser.parse_args(rest)
+    args = stage_parser.parse_args(explicit_switches(stage_parser, rest))
     try:
         return int(module.run(args) or 0)
     except UserError as e:

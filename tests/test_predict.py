@@ -28,12 +28,7 @@ N_FRAMES = 18  # stride 18 // 8 = 2: two clips
 FIRST = 10  # frame folders are numbered img10.png ... img27.png
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

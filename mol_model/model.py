@@ -1,0 +1,104 @@
+"""MOL: joint micro-expression recognition, optical flow and facial landmarks from an 8-frame clip.
+
+Shapes for the default clip (B clips, T = 8 frames of 128 x 128, M = B * (T - 1) frame pairs):
+
+    video [B, 1, T, 128, 128]
+    -> frame encoder (4 convs, shared by all frames)        [B*T, 128, 16, 16]
+    -> F5C block 1 on each pair's first frame,
+       F5C block 2 on each pair's second frame              [M, 128, 16, 16] each
+    -> flow decoder (raw frames + both F5C maps)            flow      [B, T-1, 2, 128, 128]
+    -> landmark head (second frame of each pair)            landmarks [B, T-1, 68, 2]
+    -> MER head (the 2*(T-1) maps stacked in pair order)    logits    [B, num_classes]
+
+All frames and pairs go through each layer in one batched call; the official code loops over pairs.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from mol_model.ccc import CCC
+from mol_model.clips import CLIP_LENGTH, FRAME_SIZE, split_pairs
+from mol_model.fcc import FCC
+from mol_model.flownet import FlowDecoder
+from mol_model.heads import LandmarkHead, MERHead
+
+FEATURES = 128  # channels of the per-frame feature map
+FEATURE_SIZE = FRAME_SIZE // 8  # its height and width (16)
+LANDMARKS = 68
+
+
+class MOLOutput(NamedTuple):
+    logits: torch.Tensor  # [B, num_classes]
+    flow: torch.Tensor  # [B, T-1, 2, H, W] pixels, channel 0 = x, 1 = y
+    landmarks: torch.Tensor  # [B, T-1, 68, 2] (x, y) pixels, for frames 1..T-1
+
+
+class F5C(nn.Module):
+    """FCC (global axial mixing) followed by CCC (graph step over positions), CCC added to FCC."""
+
+    def __init__(self, neighbors: int):
+        super().__init__()
+        self.fcc = FCC(half=FEATURES // 2, meta_size=2 * FEATURE_SIZE)
+        self.ccc = CCC(positions=FEATURE_SIZE**2, neighbors=neighbors)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, 128, 16, 16] -> same
+        x = self.fcc(x)
+        return x + self.ccc(x)
+
+
+def frame_encoder() -> nn.Sequential:
+    """[N, 1, 128, 128] -> [N, 128, 16, 16]; plain convs without activations, as in the official code."""
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 4, stride=2),  # 63
+        nn.Conv2d(8, 32, 3, stride=2),  # 31
+        nn.Conv2d(32, 64, 2, stride=2, padding=1),  # 16
+        nn.Conv2d(64, FEATURES, 1),
+    )
+
+
+class MOL(nn.Module):
+    def __init__(self, num_classes: int = 5, neighbors: int = 4):
+        super().__init__()
+        self.num_classes, self.neighbors = num_classes, neighbors
+        self.frame_encoder = frame_encoder()
+        self.f5c_first = F5C(neighbors)
+        self.f5c_second = F5C(neighbors)
+        self.flow = FlowDecoder(FEATURES)
+        self.landmark_head = LandmarkHead(FEATURES, LANDMARKS)
+        self.mer_head = MERHead(num_classes, FEATURES)
+        # Run every 4-D activation channels-last (faster convolutions on the CPU with oneDNN, and the layout
+        # tensor cores want). Frames have one channel, so their layout is ambiguous; channels-last weights
+        # in the two convolutions that read them make their outputs channels-last, and each later layer
+        # follows its input.
+        for conv in (self.frame_encoder[0], self.flow.conv1.conv):
+            conv.to(memory_format=torch.channels_last)
+
+    def forward(self, video: torch.Tensor) -> MOLOutput:
+        check_video(video)
+        b, _, t, h, w = video.shape
+        frames = video.transpose(1, 2)  # [B, T, 1, H, W]
+        feats = self.frame_encoder(frames.flatten(0, 1))  # [B*T, 128, 16, 16]
+        first, second = split_pairs(feats, b)  # [M, 128, 16, 16] each
+        first, second = self.f5c_first(first), self.f5c_second(second)
+        flow = self.flow(frames, first, second)  # [M, 2, H, W]
+        landmarks = self.landmark_head(second)  # [M, 136]
+        # MER input in the official order (pair 0 first, pair 0 second, pair 1 first, ...) on the last axis.
+        stacked = torch.stack((first, second), dim=1).unflatten(0, (b, t - 1))  # [B, T-1, 2, 128, 16, 16]
+        stacked = stacked.flatten(1, 2).permute(0, 2, 3, 4, 1)  # [B, 128, 16, 16, 2(T-1)]
+        return MOLOutput(
+            logits=self.mer_head(stacked),
+            flow=flow.unflatten(0, (b, t - 1)).contiguous(),
+            landmarks=landmarks.view(b, t - 1, LANDMARKS, 2),
+        )
+
+
+def check_video(video: torch.Tensor) -> None:
+    expected = (1, CLIP_LENGTH, FRAME_SIZE, FRAME_SIZE)
+    if video.dim() != 5 or tuple(video.shape[1:]) != expected or not video.is_floating_point():
+        raise ValueError(
+            f"MOL expects a float tensor [B, {', '.join(map(str, expected))}] (clips of {CLIP_LENGTH} grayscale "
+            f"{FRAME_SIZE}x{FRAME_SIZE} frames, see mol_model.normalize), got {video.dtype} {list(video.shape)}"
+        )

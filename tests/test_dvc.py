@@ -1,0 +1,238 @@
+"""dvc.yaml + params.yaml: every command parses with the real `mol` stage parsers, every value it uses is
+a declared parameter, DVC reads the DAG, S3 remotes push and pull (moto), and (slow) `dvc repro` and
+`dvc exp run -S` run end to end on a tiny setting."""
+from __future__ import annotations
+
+import argparse
+import filecmp
+import importlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components import cli
+from pipeline.params import load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+DVC = Path(sys.executable).parent / "dvc"
+STAGES = ["synth", "ingest", "align", "labels", "split", "train", "evaluate"]
+PLACEHOLDER = re.compile(r"\$\{([a-z_]+)\.([a-z_]+)\}")
+
+
+def dvc_yaml() -> dict:
+    return yaml.safe_load((ROOT / "dvc.yaml").read_text())
+
+
+def render(text: str, params: dict) -> str:
+    """DVC's `${section.key}` interpolation (booleans as true/false, as DVC writes them)."""
+    def value(match):
+        v = params[match[1]][match[2]]
+        return str(v).lower() if isinstance(v, bool) else str(v)
+    return PLACEHOLDER.sub(value, text)
+
+
+def test_stages_are_the_pipeline_in_order():
+    assert list(dvc_yaml()["stages"]) == STAGES
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_command_parses_with_the_stage_cli(stage):
+    """The rendered command is accepted by `mol <stage>`'s own parser (flags in sync with the stages)."""
+    params = load_params(ROOT / "params.yaml")
+    argv = shlex.split(render(dvc_yaml()["stages"][stage]["cmd"], params))
+    assert argv[:2] == ["mol", stage]
+    module_name, help_text = cli.COMMANDS[stage]
+    parser = argparse.ArgumentParser(prog=f"mol {stage}")
+    importlib.import_module(module_name).configure_parser(parser)
+    args = parser.parse_args(cli.explicit_switches(parser, argv[2:]))
+    if stage == "train":
+        assert args.all and args.lr == params["train"]["lr"] and args.select_on_test is params["train"]["select_on_test"]
+    if stage == "evaluate":
+        assert args.register is params["evaluate"]["register"]
+    if stage == "align":
+        assert args.per_frame is params["align"]["per_frame"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_value_in_a_command_is_a_declared_parameter(stage):
+    """A stage reruns when a params.yaml value it uses changes, and only then."""
+    params = load_params(ROOT / "params.yaml")
+    spec = dvc_yaml()["stages"][stage]
+    used = {f"{s}.{k}" for s, k in PLACEHOLDER.findall(spec["cmd"])}
+    assert used == set(spec.get("params", [])), stage
+    for name in used:
+        section, key = name.split(".")
+        assert key in params[section], f"{name} is not in params.yaml"
+
+
+def test_booleans_from_params_reach_the_stage_flags():
+    """dvc.yaml writes `--flag=${section.key}` (DVC renders true/false); `mol` turns that into the flag."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--per-frame", action="store_true")
+    parser.add_argument("--register", action=argparse.BooleanOptionalAction, default=True)
+    parse = lambda *argv: parser.parse_args(cli.explicit_switches(parser, list(argv)))  # noqa: E731
+    assert parse("--per-frame=true").per_frame is True
+    assert parse("--per-frame=false").per_frame is False
+    assert parse("--register=false").register is False
+    assert parse("--register=True").register is True
+    with pytest.raises(SystemExit):
+        parse("--per-frame=maybe")
+
+
+def test_metrics_and_plots_are_declared():
+    spec = dvc_yaml()
+    evaluate = spec["stages"]["evaluate"]
+    assert evaluate["metrics"] == [{"reports/metrics.json": {"cache": False}}]
+    plots = {next(iter(p)) if isinstance(p, dict) else p: (p[next(iter(p))] if isinstance(p, dict) else {})
+             for p in spec["plots"]}
+    assert plots["reports/predictions.csv"]["template"] == "confusion"
+    assert plots["reports/per_fold.csv"]["x"] == "video_uf1"
+    assert {p for p in plots if p.endswith(".png")} == {"reports/confusion_matrix.png", "reports/per_fold.png",
+                                                         "reports/confusion_matrix_clip.png"}
+    for plot in plots:  # every plot file is an output of the evaluate stage
+        assert plot in evaluate["outs"]
+
+
+def dvc_repo(path: Path) -> Path:
+    """A fresh git + DVC repository with this project's .dvc/config."""
+    path.mkdir(parents=True, exist_ok=True)
+    run(["git", "init", "-q"], path)
+    run([DVC, "init", "-q"], path)
+    shutil.copy(ROOT / ".dvc" / "config", path / ".dvc" / "config")
+    return path
+
+
+def git_repo_with_pipeline(path: Path, params: dict | None = None) -> Path:
+    """dvc_repo() holding this project's dvc.yaml and params.yaml (or `params`)."""
+    dvc_repo(path)
+    shutil.copy(ROOT / "dvc.yaml", path)
+    (path / "params.yaml").write_text(yaml.safe_dump(params or load_params(ROOT / "params.yaml"), sort_keys=False))
+    return path
+
+
+def run(argv: list, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    result = subprocess.run([str(a) for a in argv], cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{argv} failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def test_dvc_reads_the_dag(tmp_path):
+    repo = git_repo_with_pipeline(tmp_path / "repo")
+    dot = run([DVC, "dag", "--dot"], repo).stdout
+    edges = set(re.findall(r'"(\w+)" -> "(\w+)"', dot))
+    for before, after in [("synth", "ingest"), ("ingest", "align"), ("synth", "align"), ("align", "labels"),
+                          ("ingest", "split"), ("labels", "train"), ("split", "train"), ("train", "evaluate")]:
+        assert (before, after) in edges, f"missing edge {before} -> {after} in:\n{dot}"
+
+
+def test_a_real_data_set_elsewhere_leaves_synth_out_of_the_way(tmp_path):
+    """With data.root outside data/synthetic nothing depends on synth: `dvc repro evaluate` skips it."""
+    params = load_params(ROOT / "params.yaml")
+    params["data"].update(root=str(tmp_path / "CASME2" / "CASME2_RAW_selected"), annotations="")
+    repo = git_repo_with_pipeline(tmp_path / "repo", params)
+    edges = set(re.findall(r'"(\w+)" -> "(\w+)"', run([DVC, "dag", "--dot"], repo).stdout))
+    assert not any(before == "synth" for before, _ in edges)
+    assert ("ingest", "align") in edges
+
+
+@pytest.fixture
+def s3_server(monkeypatch):
+    """A local S3 (moto's server) with one bucket; dummy credentials in the environment."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=url).create_bucket(Bucket="mol-data")
+    yield url
+    server.stop()
+
+
+def test_s3_remote_push_and_pull(tmp_path, s3_server):
+    import boto3
+
+    repo = dvc_repo(tmp_path / "repo")
+    data = repo / "data"
+    data.mkdir()
+    (data / "manifest.csv").write_text("sample_id,label\ncasme2/sub01/EP01,0\n")
+    (data / "aligned").mkdir()
+    (data / "aligned" / "a.npz").write_bytes(os.urandom(4096))
+    original = tmp_path / "original"
+    shutil.copytree(data, original)
+    run([DVC, "add", "-q", "data/manifest.csv", "data/aligned"], repo)
+    run([DVC, "remote", "add", "-d", "storage", "s3://mol-data/dvc"], repo)
+    run([DVC, "remote", "modify", "storage", "endpointurl", s3_server], repo)
+    run([DVC, "push"], repo)
+    stored = boto3.client("s3", endpoint_url=s3_server).list_objects_v2(Bucket="mol-data", Prefix="dvc/")
+    assert stored["KeyCount"] >= 3  # two files and the directory listing
+
+    shutil.rmtree(repo / ".dvc" / "cache")
+    shutil.rmtree(data / "aligned")
+    (data / "manifest.csv").unlink()
+    run([DVC, "pull"], repo)
+    assert filecmp.cmp(data / "manifest.csv", original / "manifest.csv", shallow=False)
+    assert filecmp.cmp(data / "aligned" / "a.npz", original / "aligned" / "a.npz", shallow=False)
+
+
+def test_pull_without_the_remote_data_fails_clearly(tmp_path, s3_server):
+    repo = dvc_repo(tmp_path / "repo")
+    (repo / "x.txt").write_text("hello")
+    run([DVC, "add", "-q", "x.txt"], repo)
+    run([DVC, "remote", "add", "-d", "storage", "s3://mol-data/empty"], repo)
+    run([DVC, "remote", "modify", "storage", "endpointurl", s3_server], repo)
+    shutil.rmtree(repo / ".dvc" / "cache")
+    (repo / "x.txt").unlink()
+    result = run([DVC, "pull"], repo, check=False)
+    assert result.returncode != 0 and not (repo / "x.txt").exists()
+
+
+TINY = {"synth": {"subjects": 3, "videos_per_subject": 2, "frames_min": 16, "frames_max": 16},
+        "labels": {"flow": "farneback", "train_crops": 1},
+        "split": {"mode": "loso"},
+        "train": {"steps": 1, "batch_size": 2}}
+
+
+@pytest.mark.slow
+def test_dvc_repro_and_exp_run_on_a_tiny_setting(tmp_path):
+    params = load_params(ROOT / "params.yaml")
+    for section, values in TINY.items():
+        params[section].update(values)
+    repo = git_repo_with_pipeline(tmp_path / "repo", params)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "pipeline"], repo)
+
+    out = run([DVC, "repro"], repo).stdout
+    for stage in STAGES:
+        assert f"Running stage '{stage}'" in out
+    metrics = json.loads(run([DVC, "metrics", "show", "--json"], repo).stdout)
+    [scores] = [m["data"]["reports/metrics.json"]["data"] for m in metrics.values()]
+    assert scores["folds"] == 3 and 0.0 <= scores["uf1"] <= 1.0
+    assert {"acc", "uf1", "uar", "war", "wf1", "flow_epe", "landmark_nme"} <= set(scores)
+    assert (repo / "runs" / "fold_02" / "model.safetensors").is_file()
+    html = run([DVC, "plots", "show", "-o", tmp_path / "plots"], repo)
+    assert html.returncode == 0 and (tmp_path / "plots" / "index.html").is_file()
+    assert run([DVC, "status"], repo).stdout.strip() == "Data and pipelines are up to date."
+
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "results"], repo)
+    experiment = run([DVC, "exp", "run", "-S", "train.lr=0.001"], repo).stdout
+    assert "Running stage 'train'" in experiment and "Running stage 'evaluate'" in experiment
+    for stage in ("synth", "ingest", "align", "labels", "split"):
+        assert f"Running stage '{stage}'" not in experiment, f"{stage} reran for a training parameter"
+    assert load_params(repo / "params.yaml")["train"]["lr"] == 0.001
