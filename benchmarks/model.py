@@ -5,9 +5,10 @@ A training step is forward + joint loss + backward + AdamW (fused) on random cli
 inference is a forward pass in eval mode under `torch.inference_mode`. FLOPs are counted by
 `torch.utils.flop_counter.FlopCounterMode` (convolutions and matrix products; elementwise work is not
 counted), so "roof share" = counted FLOP/s / the GFLOP/s of one 4096^2 matrix product, float32 on the
-CPU and bfloat16 on CUDA, timed in the same run before and after the rows (the better of the two).
-Timings are the best of `--steps` repetitions after `--warmup` (on a shared machine the best is the
-least disturbed).
+CPU and bfloat16 on CUDA, timed in each row's process right before and after its steps; the best of
+all those timings in the run is the roof (other work on a shared machine can only slow a measurement
+down). Timings are the best of `--steps` repetitions after `--warmup`, for the same reason; the load
+average is printed with the table.
 
 Every row runs in a fresh process, so rows do not share allocator state. Memory: on CUDA, peak allocated
 bytes above those allocated before the first step; on the CPU, the process's peak resident set size
@@ -62,6 +63,7 @@ class Row:
     seconds: float  # per step (best)
     memory_mib: float
     gflop_per_clip: float
+    roof_gflops: float  # matrix-product GFLOP/s measured around this row (best of before/after)
 
     @property
     def clips_per_s(self) -> float:
@@ -187,6 +189,7 @@ def measure_row(spec: RowSpec) -> Row:
     model = (MOL(num_classes=5) if spec.model == OURS else load_official_reference()).to(device)
     model.train(spec.mode == "train")
     amp = autocast_dtype(device)
+    roof = matmul_roof(device, amp or torch.float32)
     fn = (train_step_fn if spec.mode == "train" else infer_fn)(model, random_batch(spec.batch, device), amp)
     synchronize(device)
     start_memory = torch.cuda.memory_allocated(device) if device.type == "cuda" else rss_bytes()
@@ -203,10 +206,12 @@ def measure_row(spec: RowSpec) -> Row:
         peak = torch.cuda.max_memory_allocated(device)
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+    roof = max(roof, matmul_roof(device, amp or torch.float32))
     with FlopCounterMode(display=False) as counter:
         fn()
     precision = "fp32" if amp is None else f"{str(amp).removeprefix('torch.')} autocast"
-    return Row(spec, precision, best, (peak - start_memory) / 2**20, counter.get_total_flops() / spec.batch / 1e9)
+    flops = counter.get_total_flops() / spec.batch / 1e9
+    return Row(spec, precision, best, (peak - start_memory) / 2**20, flops, roof)
 
 
 def in_fresh_process(spec: RowSpec) -> Row:
@@ -240,15 +245,13 @@ def profile_table(device: torch.device, batch: int, rows: int) -> str:
 
 
 def run(batch_sizes=(4, 16), steps: int = 3, warmup: int = 1, device: str = "auto", threads: int | None = None,
-        baseline: bool = False, keep_memory: bool = True, profile: int = 0) -> tuple[list[Row], dict[str, float]]:
-    """Measure every row, print the table, return (rows, roofs {'cpu fp32': GFLOP/s, ...})."""
+        baseline: bool = False, keep_memory: bool = True, profile: int = 0) -> list[Row]:
+    """Measure every row (each in a fresh process), print the table and return the rows."""
     if threads:
         torch.set_num_threads(threads)
-    rows, roofs = [], {}
+    load_before = os.getloadavg()[0]
+    rows = []
     for dev in devices(device):
-        roof_dtype = autocast_dtype(dev) or torch.float32
-        roof_key = roof_name(dev.type, roof_dtype)
-        roofs[roof_key] = matmul_roof(dev, roof_dtype)
         specs = [RowSpec(OURS, dev.type, mode, batch, steps, warmup, threads, keep_memory)
                  for batch in batch_sizes for mode in ("train", "infer")]
         if baseline and dev.type == "cpu":
@@ -260,29 +263,27 @@ def run(batch_sizes=(4, 16), steps: int = 3, warmup: int = 1, device: str = "aut
             rows.append(in_fresh_process(spec))
             print(f"  {spec.model} {spec.device} {spec.mode} batch {spec.batch}: "
                   f"{rows[-1].clips_per_s:.2f} clips/s", flush=True)
-        roofs[roof_key] = max(roofs[roof_key], matmul_roof(dev, roof_dtype))
         if profile:
             print(profile_table(dev, batch_sizes[0], profile))
-    print(format_table(rows, roofs))
-    return rows, roofs
+    print(format_table(rows, (load_before, os.getloadavg()[0])))
+    return rows
 
 
-def roof_name(device_type: str, dtype: torch.dtype) -> str:
-    return f"{device_type} {'bf16' if dtype == torch.bfloat16 else 'fp32'}"
-
-
-def format_table(rows: list[Row], roofs: dict[str, float]) -> str:
+def format_table(rows: list[Row], load: tuple[float, float]) -> str:
+    roofs: dict[tuple[str, str], float] = {}  # (device, precision) -> best roof seen in the run
+    for r in rows:
+        key = (r.spec.device, r.precision)
+        roofs[key] = max(roofs.get(key, 0.0), r.roof_gflops)
     header = ("model", "device", "precision", "mode", "batch", "s/step", "clips/s", "peak MiB", "GFLOP/clip",
               "GFLOP/s", "roof share")
-    lines = []
-    for r in rows:
-        roof = roofs[roof_name(r.spec.device, torch.bfloat16 if "bfloat16" in r.precision else torch.float32)]
-        lines.append((r.spec.model, r.spec.device, r.precision, r.spec.mode, str(r.spec.batch), f"{r.seconds:.3f}",
-                      f"{r.clips_per_s:.2f}", f"{r.memory_mib:.0f}", f"{r.gflop_per_clip:.1f}", f"{r.gflops:.0f}",
-                      f"{r.gflops / roof:.2f}"))
+    lines = [(r.spec.model, r.spec.device, r.precision, r.spec.mode, str(r.spec.batch), f"{r.seconds:.3f}",
+              f"{r.clips_per_s:.2f}", f"{r.memory_mib:.0f}", f"{r.gflop_per_clip:.1f}", f"{r.gflops:.0f}",
+              f"{r.gflops / roofs[r.spec.device, r.precision]:.2f}") for r in rows]
     widths = [max([len(h)] + [len(line[i]) for line in lines]) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:{'<' if i < 4 else '>'}{w}}}" for i, w in enumerate(widths))
     table = [fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*line) for line in lines]
-    notes = [f"matrix-product roof ({ROOF_SIZE}^2, {key}): {value:.0f} GFLOP/s" for key, value in roofs.items()]
-    notes.append(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
-    return "\n".join(table + notes)
+    for (device, precision), roof in roofs.items():
+        table.append(f"roof ({device} {precision}): {ROOF_SIZE}^2 matrix product, best of the run: {roof:.0f} GFLOP/s")
+    table.append(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; "
+                 f"1-min load average {load[0]:.1f} before, {load[1]:.1f} after")
+    return "\n".join(table)

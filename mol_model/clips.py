@@ -1,4 +1,9 @@
-"""Clip layout: B clips of T frames; the model works on T-1 consecutive frame pairs per clip."""
+"""Clip layout inside the model: frames stacked time-major.
+
+The B clips' T frames are stacked as one batch in time-major order (index t * B + b), so the first
+frames of all T-1 consecutive pairs are one slice of it and the second frames the next slice (no
+copies), and per-pair results come out pair-major (index t * B + b for pair (t, t + 1)).
+"""
 from __future__ import annotations
 
 import torch
@@ -7,10 +12,16 @@ CLIP_LENGTH = 8  # frames per clip (the MER head's 14 = 2 * 7 stacked features n
 FRAME_SIZE = 128  # frame height and width (the landmark head's 6272 = 32 * 14 * 14 need exactly 128)
 
 
-def split_pairs(x: torch.Tensor, clips: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """[B*T, ...] per-frame tensors -> ([B*(T-1), ...] first, [B*(T-1), ...] second frame of each pair).
+def time_major_frames(video: torch.Tensor) -> torch.Tensor:
+    """[B, 1, T, H, W] -> [T*B, 1, H, W]."""
+    return video.permute(2, 0, 1, 3, 4).flatten(0, 1)
 
-    Indexing (rather than slicing a [B, T, ...] view and flattening it, which copies into the default
-    layout) keeps channels-last tensors channels-last."""
-    frames = torch.arange(x.shape[0], device=x.device).view(clips, -1)  # [B, T]
-    return x[frames[:, :-1].flatten()], x[frames[:, 1:].flatten()]
+
+def split_pairs(x: torch.Tensor, clips: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Time-major per-frame [T*B, ...] -> (first, second frame of each pair), each [(T-1)*B, ...] (views)."""
+    return x[:-clips], x[clips:]
+
+
+def clip_major(x: torch.Tensor, clips: int) -> torch.Tensor:
+    """Pair-major [(T-1)*B, ...] -> [B, T-1, ...]."""
+    return x.unflatten(0, (-1, clips)).transpose(0, 1)

@@ -36,4 +36,4 @@ def correlate(f1: torch.Tensor, f2: torch.Tensor, patch: int = 21, dilation: int
     index = displacement_index(h, w, patch, dilation, scores.device)
     picked = scores.gather(2, index.expand(n, -1, -1))  # [N, P, D]
     corr = picked.view(n, h, w, patch * patch).permute(0, 3, 1, 2)  # [N, D, H, W], channels_last strides
-    return F.leaky_relu(corr / c, 0.1)
+    return F.leaky_relu(corr.div_(c), 0.1, inplace=True)  # in place: `picked` is a fresh tensor

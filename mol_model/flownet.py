@@ -85,15 +85,14 @@ class FlowDecoder(nn.Module):
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.kaiming_normal_(m.weight, LEAK)
 
-    def forward(self, frames: torch.Tensor, feat_first: torch.Tensor, feat_second: torch.Tensor) -> torch.Tensor:
-        """frames [B, T, 1, H, W]; feat_* [B*(T-1), C, H/8, W/8] F5C features of each pair's first and
-        second frame -> flow [B*(T-1), 2, H, W] (pair-major within each clip)."""
-        clips = frames.shape[0]
-        frames = frames.flatten(0, 1)  # [B*T, 1, H, W]
+    def forward(self, frames: torch.Tensor, clips: int, feat_first: torch.Tensor,
+                feat_second: torch.Tensor) -> torch.Tensor:
+        """frames [T*B, 1, H, W] time-major (clips.py); feat_* [M, C, H/8, W/8] the F5C features of each
+        pair's first and second frame, M = (T-1)*B pairs -> flow [M, 2, H, W]."""
         # The encoder runs once per frame, not twice per inner frame as in the official pair loop.
-        c1 = self.conv1(frames)  # [B*T, 64, H/2, W/2]
-        c2 = self.conv2(c1)  # [B*T, 128, H/4, W/4]
-        a3, b3 = split_pairs(self.conv3(c2), clips)  # [B*(T-1), 256, H/8, W/8] each
+        c1 = self.conv1(frames)  # [T*B, 64, H/2, W/2]
+        c2 = self.conv2(c1)  # [T*B, 128, H/4, W/4]
+        a3, b3 = split_pairs(self.conv3(c2), clips)  # [M, 256, H/8, W/8] each
         x = cat_channels_last((self.conv_redir(a3), correlate(a3, b3, CORR_PATCH, CORR_DILATION),
                                feat_first, feat_second))  # [M, 729, H/8, W/8]
         c3_1 = self.conv3_1(x)

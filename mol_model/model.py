@@ -3,7 +3,7 @@
 Shapes for the default clip (B clips, T = 8 frames of 128 x 128, M = B * (T - 1) frame pairs):
 
     video [B, 1, T, 128, 128]
-    -> frame encoder (4 convs, shared by all frames)        [B*T, 128, 16, 16]
+    -> frame encoder (4 convs, shared by all frames)        [T*B, 128, 16, 16] (time-major, clips.py)
     -> F5C block 1 on each pair's first frame,
        F5C block 2 on each pair's second frame              [M, 128, 16, 16] each
     -> flow decoder (raw frames + both F5C maps)            flow      [B, T-1, 2, 128, 128]
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from mol_model.ccc import CCC
-from mol_model.clips import CLIP_LENGTH, FRAME_SIZE, split_pairs
+from mol_model.clips import CLIP_LENGTH, FRAME_SIZE, clip_major, split_pairs, time_major_frames
 from mol_model.fcc import FCC
 from mol_model.flownet import FlowDecoder
 from mol_model.heads import LandmarkHead, MERHead
@@ -78,20 +78,21 @@ class MOL(nn.Module):
 
     def forward(self, video: torch.Tensor) -> MOLOutput:
         check_video(video)
-        b, _, t, h, w = video.shape
-        frames = video.transpose(1, 2)  # [B, T, 1, H, W]
-        feats = self.frame_encoder(frames.flatten(0, 1))  # [B*T, 128, 16, 16]
-        first, second = split_pairs(feats, b)  # [M, 128, 16, 16] each
+        b = video.shape[0]
+        frames = time_major_frames(video)  # [T*B, 1, H, W]
+        feats = self.frame_encoder(frames)  # [T*B, 128, 16, 16]
+        first, second = split_pairs(feats, b)  # [M, 128, 16, 16] each, M = (T-1)*B pairs
         first, second = self.f5c_first(first), self.f5c_second(second)
-        flow = self.flow(frames, first, second)  # [M, 2, H, W]
+        flow = self.flow(frames, b, first, second)  # [M, 2, H, W]
         landmarks = self.landmark_head(second)  # [M, 136]
-        # MER input in the official order (pair 0 first, pair 0 second, pair 1 first, ...) on the last axis.
-        stacked = torch.stack((first, second), dim=1).unflatten(0, (b, t - 1))  # [B, T-1, 2, 128, 16, 16]
-        stacked = stacked.flatten(1, 2).permute(0, 2, 3, 4, 1)  # [B, 128, 16, 16, 2(T-1)]
+        # MER input: the 2(T-1) maps of a clip on a last axis, in the official order
+        # (pair 0 first, pair 0 second, pair 1 first, ...).
+        stacked = clip_major(torch.stack((first, second), dim=-1), b)  # [B, T-1, 128, 16, 16, 2]
+        stacked = stacked.permute(0, 2, 3, 4, 1, 5).flatten(4)  # [B, 128, 16, 16, 2(T-1)]
         return MOLOutput(
             logits=self.mer_head(stacked),
-            flow=flow.unflatten(0, (b, t - 1)).contiguous(),
-            landmarks=landmarks.view(b, t - 1, LANDMARKS, 2),
+            flow=clip_major(flow, b).contiguous(),  # [B, T-1, 2, H, W]
+            landmarks=clip_major(landmarks, b).reshape(b, -1, LANDMARKS, 2),
         )
 
 

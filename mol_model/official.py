@@ -33,8 +33,9 @@ FCC_NAMES = {
     "branch_wh.pe2": "meta_pe_2_H", "branch_wh.kernel2": "meta_kernel_2_H", "branch_wh.bias2": "meta_2_H_bias",
 }
 
-# Inside the other modules: regex on the rest of the key -> replacement.
+# Inside each module: regex on the rest of the key -> replacement.
 LOCAL_NAMES = {
+    "FCC_": [(r"^branch_\w+\.\w+", lambda m: FCC_NAMES[m[0]])],  # 'ffn.*' keeps its name
     "CCC_": [(r"^self_proj\.", "conv1."), (r"^edge_proj\.", "conv2.")],
     "flownet.": [
         (r"^(\w+)\.conv\.", r"\1.0."),  # ConvBN -> nn.Sequential(conv, bn, act)
@@ -56,9 +57,6 @@ def official_name(key: str) -> str:
             break
     else:
         raise KeyError(f"no official name for {key!r}")
-    if theirs.startswith("FCC_"):
-        module, _, leaf = rest.rpartition(".")
-        rest = f"{FCC_NAMES[module]}.{leaf}" if module in FCC_NAMES else FCC_NAMES.get(rest, rest)
     for prefix, rules in LOCAL_NAMES.items():
         if theirs.startswith(prefix):
             for pattern, replacement in rules:

@@ -43,7 +43,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
     s = sub.add_parser("submit", help="compile and start a run on a Kubeflow Pipelines cluster")
     common(s)
-    s.add_argument("--host", required=True, help="Kubeflow Pipelines API endpoint, e.g. https://kubeflow.example.com/pipeline")
+    s.add_argument("--host", required=True,
+                   help="Kubeflow Pipelines API endpoint, e.g. https://kubeflow.example.com/pipeline")
     s.add_argument("--experiment", default="mol", help="Kubeflow experiment to file the run under (default mol)")
     s.add_argument("--run-name", default="",
                    help="name of the run and of its folder on the volume (default: the run's id); reuse a "
@@ -94,7 +95,8 @@ def submit_command(args: argparse.Namespace) -> int:
     pipeline, arguments, _ = configured_pipeline(args.params, args.param)
     arguments["run_name"] = args.run_name
     token = os.environ.get(TOKEN_ENV) or None
-    warnings.filterwarnings("ignore", message="This client only works with Kubeflow Pipeline v2", category=FutureWarning)
+    warnings.filterwarnings("ignore", message="This client only works with Kubeflow Pipeline v2",
+                            category=FutureWarning)
     try:
         client = kfp.Client(host=args.host, existing_token=token,
                             **({"namespace": args.namespace} if args.namespace else {}))

@@ -24,8 +24,8 @@ class _Loader(yaml.SafeLoader):
 
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+|\.[0-9_]+(?:[eE][-+]?[0-9]+)?"
-               r"|\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+"
+               r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
     list("-+0123456789."))
 
 
@@ -83,7 +83,7 @@ class KubeflowSettings:
     accelerator: str = "nvidia.com/gpu"   # train steps only
     gpus_per_fold: int = 1
     tolerations: list = field(default_factory=list)   # [{key, operator, value, effect}]
-    node_selector: dict = field(default_factory=dict)  # train steps only, e.g. {cloud.google.com/gke-accelerator: nvidia-l4}
+    node_selector: dict = field(default_factory=dict)  # train steps only: {node label: value}
     secrets: list = field(default_factory=list)        # [{name, keys: [KEY = ENV_VAR, ...], optional}]
     cpu: str = "4"
     memory: str = "16Gi"

@@ -1,5 +1,5 @@
 """The Dockerfile and .dockerignore (no Docker engine here): the instructions a build relies on, the
-dependency one-liner it runs, and, slow, the project installed the way the image installs it."""
+dependency one-liner it runs, and the project installed the way the image installs it."""
 from __future__ import annotations
 
 import fnmatch
@@ -11,8 +11,6 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,7 +110,6 @@ def test_the_dependency_one_liner_lists_the_runtime_dependencies(tmp_path):
     assert not {"pytest", "moto"} & names, "dev tools do not belong in the image"
 
 
-@pytest.mark.slow
 def test_the_project_installed_as_in_the_image_runs_mol(tmp_path):
     """Copy exactly what the Dockerfile copies, install it with --no-deps into a fresh venv whose
     dependencies come from this environment, and run `mol` from that install (not this checkout)."""
@@ -126,8 +123,9 @@ def test_the_project_installed_as_in_the_image_runs_mol(tmp_path):
             shutil.copy(ROOT / source, target)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    site = Path(subprocess.run([venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = Path(subprocess.run([venv / "bin" / "python", "-c", purelib], capture_output=True, text=True,
+                               check=True).stdout.strip())
     # this environment's packages as plain path entries: its .pth files (our editable install) stay unread
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     # pip and setuptools come through deps.pth too; run by the new venv's python, `mol` gets its shebang

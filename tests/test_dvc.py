@@ -54,7 +54,8 @@ def test_command_parses_with_the_stage_cli(stage):
     importlib.import_module(module_name).configure_parser(parser)
     args = parser.parse_args(cli.explicit_switches(parser, argv[2:]))
     if stage == "train":
-        assert args.all and args.lr == params["train"]["lr"] and args.select_on_test is params["train"]["select_on_test"]
+        assert args.all and args.lr == params["train"]["lr"]
+        assert args.select_on_test is params["train"]["select_on_test"]
     if stage == "evaluate":
         assert args.register is params["evaluate"]["register"]
     if stage == "align":
@@ -119,7 +120,8 @@ def git_repo_with_pipeline(path: Path, params: dict | None = None) -> Path:
 
 
 def run(argv: list, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # `mol` for the stages
            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     result = subprocess.run([str(a) for a in argv], cwd=cwd, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:

@@ -137,14 +137,17 @@ def test_keep_freed_memory_on_glibc():
     assert out.strip() == str(platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")
 
 
-def test_benchmark_row_measures_speed_and_flops():
+def test_benchmark_row_measures_speed_and_flops(monkeypatch):
+    import benchmarks.model
     from benchmarks.model import OURS, RowSpec, format_table, measure_row
 
+    monkeypatch.setattr(benchmarks.model, "ROOF_SIZE", 256)  # a quick roof; its value is not checked
     row = measure_row(RowSpec(OURS, "cpu", "infer", batch=1, steps=1, warmup=0, threads=None, keep_memory=False))
     assert row.seconds > 0 and row.memory_mib > 0
     assert 29 < row.gflop_per_clip < 31  # convolutions + matrix products of one forward pass
-    table = format_table([row], {"cpu fp32": 100.0})
-    assert "MOL (this)" in table and "infer" in table
+    assert row.roof_gflops > 0
+    table = format_table([row], (1.0, 1.0))
+    assert "MOL (this)" in table and "infer" in table and "roof (cpu fp32)" in table
 
 
 def test_bench_cli_rejects_bad_batch_sizes(capsys):

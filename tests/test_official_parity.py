@@ -253,11 +253,11 @@ def test_flow_decoder_matches_official_in_float32(official):
     model = MOL(num_classes=5).eval()
     load_official_state_dict(model, official.state_dict())
     g = torch.Generator().manual_seed(4)
-    frames = torch.randn(1, 8, 1, 128, 128, generator=g)
-    feats = torch.randn(1, 8, 128, 16, 16, generator=g)
+    frames = torch.randn(8, 2, 1, 128, 128, generator=g)  # time-major: [T, B, ...]
+    feats = torch.randn(8, 2, 128, 16, 16, generator=g)
     with torch.no_grad():
-        ours = model.flow(frames, feats[0, :-1], feats[0, 1:])  # pairs (t, t+1)
-        ref = torch.cat([official.flownet([frames[:, t], frames[:, t + 1]], torch.cat((feats[:, t], feats[:, t + 1]), 1))
+        ours = model.flow(frames.flatten(0, 1), 2, feats[:-1].flatten(0, 1), feats[1:].flatten(0, 1))
+        ref = torch.cat([official.flownet([frames[t], frames[t + 1]], torch.cat((feats[t], feats[t + 1]), 1))
                          for t in range(7)])
     assert close(ours, ref, rel=1e-5)
 

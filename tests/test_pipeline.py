@@ -69,7 +69,8 @@ def test_folds_fan_out_with_bounded_parallelism_and_fan_in_to_evaluate(compiled)
     assert "train-op" in spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
     trained = tasks["evaluate-op"]["inputs"]["parameters"]["trained"]["taskOutputParameter"]
     assert trained["producerTask"] == loop_name  # dsl.Collected over the loop's train outputs
-    assert spec["root"]["dag"]["outputs"]["parameters"]["Output"]["valueFromParameter"]["producerSubtask"] == "evaluate-op"
+    output = spec["root"]["dag"]["outputs"]["parameters"]["Output"]["valueFromParameter"]
+    assert output["producerSubtask"] == "evaluate-op"
 
 
 def test_split_produces_the_fold_list_and_the_dag_order(compiled):
