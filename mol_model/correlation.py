@@ -18,14 +18,17 @@ import torch.nn.functional as F
 def displacement_index(height: int, width: int, patch: int, dilation: int, device: torch.device) -> torch.Tensor:
     """[P, D] long: for position p and displacement d (row-major over dy, then dx), the flat index
     p + d in the second map, or P (a zero column) where that falls outside. P = H*W, D = patch**2."""
-    radius = (patch - 1) // 2
-    steps = torch.arange(-radius, radius + 1) * dilation  # [patch]
-    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
-    ty = ys.reshape(-1, 1, 1) + steps.view(1, -1, 1)  # [P, patch, 1]
-    tx = xs.reshape(-1, 1, 1) + steps.view(1, 1, -1)  # [P, 1, patch]
-    inside = (ty >= 0) & (ty < height) & (tx >= 0) & (tx < width)
-    target = torch.where(inside, ty * width + tx, height * width)
-    return target.reshape(height * width, patch * patch).to(device)
+    # Built outside inference mode whatever the caller's mode: the cached index is shared with later
+    # training steps, and autograd refuses tensors created in inference mode.
+    with torch.inference_mode(False):
+        radius = (patch - 1) // 2
+        steps = torch.arange(-radius, radius + 1) * dilation  # [patch]
+        ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+        ty = ys.reshape(-1, 1, 1) + steps.view(1, -1, 1)  # [P, patch, 1]
+        tx = xs.reshape(-1, 1, 1) + steps.view(1, 1, -1)  # [P, 1, patch]
+        inside = (ty >= 0) & (ty < height) & (tx >= 0) & (tx < width)
+        target = torch.where(inside, ty * width + tx, height * width)
+        return target.reshape(height * width, patch * patch).to(device)
 
 
 def correlate(f1: torch.Tensor, f2: torch.Tensor, patch: int = 21, dilation: int = 2) -> torch.Tensor:

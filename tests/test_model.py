@@ -155,3 +155,16 @@ def test_bench_cli_rejects_bad_batch_sizes(capsys):
 
     assert main(["bench", "model", "--batch-sizes", "4,x"]) == 2
     assert "--batch-sizes" in capsys.readouterr().err
+
+
+def test_inference_then_training_in_one_process():
+    """Caches built during an inference-mode call must not break a later training step."""
+    from mol_model.correlation import correlate, displacement_index
+
+    displacement_index.cache_clear()
+    f1, f2 = torch.randn(1, 4, 6, 6), torch.randn(1, 4, 6, 6)
+    with torch.inference_mode():
+        correlate(f1, f2, patch=3, dilation=1)
+    f1.requires_grad_(True)
+    correlate(f1, f2, patch=3, dilation=1).sum().backward()
+    assert f1.grad is not None and f1.grad.abs().sum() > 0
