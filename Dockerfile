@@ -27,9 +27,9 @@ WORKDIR /opt/mol
 # not on every source edit. The runtime dependency list is read from pyproject.toml (no dev tools).
 COPY pyproject.toml requirements.lock ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/runtime-requirements.txt \
-    && pip install -c requirements.lock -r /tmp/runtime-requirements.txt \
-    && rm /tmp/runtime-requirements.txt
+        > runtime-requirements.txt \
+    && pip install -c requirements.lock -r runtime-requirements.txt \
+    && rm runtime-requirements.txt
 
 # Then the source; --no-deps: everything it needs is already installed above.
 COPY README.md ./

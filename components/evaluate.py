@@ -6,6 +6,9 @@ Scores come from the confusion matrices SUMMED over folds (as in the MER literat
 Flow EPE and landmark NME are means over all test clips. With several data sets in the run (a
 composite such as MEGC2019), every score is also given per data set.
 
+Sample pictures: `flow_samples.png` and `landmark_samples.png` show label vs prediction on the clips
+that `mol train` kept in the best fold's `samples.npz`.
+
 Also the scoring helpers `mol train` uses per fold (`level_summary`, `video_logits`, `collapse_message`).
 """
 from __future__ import annotations
@@ -22,6 +25,7 @@ from components import tracking
 from components.errors import UserError
 from components.fileio import write_csv, write_json
 from components.plots import confusion_matrix_figure, per_fold_figure
+from components.visualize import flow_magnitude, flow_samples_figure, landmark_samples_figure
 from mol_model.metrics import classification_metrics, confusion_matrix
 
 LEVELS = ("video", "clip")
@@ -136,6 +140,28 @@ def fold_table(folds: list[dict]) -> pd.DataFrame:
                           "collapsed": f["collapsed"]} for f in folds])
 
 
+# ---------------------------------------------------------------------------------------------- sample pictures
+
+def samples_fold(folds: list[dict], champion: dict) -> dict | None:
+    """The champion if it has a samples.npz, else the first fold that has one (older runs: None)."""
+    return next((f for f in [champion, *folds] if (Path(f["path"]) / "samples.npz").is_file()), None)
+
+
+def sample_figures(fold: dict, out: Path) -> None:
+    """OUT/flow_samples.png and OUT/landmark_samples.png from the fold's samples.npz: per sample, the frame
+    pair with the most labelled motion (flow t -> t+1, landmarks of frame t+1, which the model predicts)."""
+    with np.load(Path(fold["path"]) / "samples.npz", allow_pickle=False) as samples:
+        data = {k: samples[k] for k in samples.files}
+    k = np.arange(len(data["sample_ids"]))  # [K]
+    t = flow_magnitude(data["label_flow"].astype(np.float32)).mean(axis=(2, 3)).argmax(axis=1)  # [K] pair t -> t+1
+    who = [f"fold {fold['fold']} {sid}" for sid in data["sample_ids"]]
+    flow_samples_figure(data["frames"][k, t], data["label_flow"][k, t].astype(np.float32),
+                        data["pred_flow"][k, t].astype(np.float32), path=out / "flow_samples.png",
+                        names=[f"{w}\nframes {i + 1}\u2192{i + 2}" for w, i in zip(who, t)])
+    landmark_samples_figure(data["frames"][k, t + 1], data["label_landmarks"][k, t + 1], data["pred_landmarks"][k, t],
+                            names=[f"{w} frame {i + 2}" for w, i in zip(who, t)], path=out / "landmark_samples.png")
+
+
 # ---------------------------------------------------------------------------------------------- stage
 
 def evaluate(runs: str | Path, out: str | Path, register: bool = True, manifest: str | Path | None = None,
@@ -181,6 +207,12 @@ def evaluate(runs: str | Path, out: str | Path, register: bool = True, manifest:
                             out / "confusion_matrix_clip.png", f"{len(folds)} folds pooled, clip level")
     per_fold_figure(table["test_subject"].tolist(), table["video_uf1"].tolist(), table["video_uar"].tolist(),
                     out / "per_fold.png", "video-level UF1 / UAR per fold (test subject)")
+    pictured = samples_fold(folds, champion)
+    if pictured is None:
+        print(f"evaluate: no fold in {runs} has samples.npz (trained by an older `mol train`?); "
+              "no flow or landmark sample pictures")
+    else:
+        sample_figures(pictured, out)
     write_json(out / "metrics.json", metrics)
     print(f"evaluate: {len(folds)} folds, {headline['n']} videos: UF1 {headline['uf1']:.3f}, UAR {headline['uar']:.3f}, "
           f"acc {headline['acc']:.3f} (clip level UF1 {pooled['clip']['uf1']:.3f}); flow EPE {pooled['flow_epe']:.3f} px, "
@@ -214,8 +246,9 @@ def _track(runs: Path, out: Path, metrics: dict, champion: dict, register: bool,
     parent.log_metrics(flat)
     parent.set_tags({"collapsed": metrics["collapsed"], "best_fold": champion["fold"]})
     for name in ("metrics.json", "predictions.csv", "per_fold.csv", "confusion_matrix.png",
-                 "confusion_matrix_clip.png", "per_fold.png"):
-        parent.log_artifact(out / name, "evaluation")
+                 "confusion_matrix_clip.png", "per_fold.png", "flow_samples.png", "landmark_samples.png"):
+        if (out / name).is_file():  # no sample pictures for runs without samples.npz
+            parent.log_artifact(out / name, "evaluation")
     registered = None
     if register:
         version = tracking.log_and_register_model(

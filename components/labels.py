@@ -57,9 +57,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aligned", required=True, help="folder written by `mol align`")
     parser.add_argument("--out", required=True, help="folder for the clip .npz files, rejects.csv and summary.json")
     parser.add_argument("--flow", choices=FLOW_METHODS, default="tvl1",
-                        help="flow-label backend: tvl1 (official, default); tvl1-dis (the same labels within "
-                             "0.01 px, 2.3x faster: TV-L1 at full resolution started from DIS flow); or the much "
-                             "faster farneback / dis (different labels)")
+                        help="flow-label backend: tvl1 (official, default); tvl1-dis (2.3x faster, labels within "
+                             "0.011 px of tvl1's on average: TV-L1 at full resolution only, started from DIS "
+                             "flow); or the much faster farneback / dis (different labels)")
     parser.add_argument("--train-crops", type=int, default=TRAIN_CROPS,
                         help=f"random 128x128 crops per clip for training (default {TRAIN_CROPS}, as the official)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random crops (default 0)")

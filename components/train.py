@@ -6,6 +6,8 @@ Per fold, in `OUT/fold_KK/`:
                       losses, per-video predictions; written last, so its presence means "fold done"
   train_log.csv       step, loss terms, lr (and selection scores when a selection set is used)
   training_curves.png, confusion_matrix.png
+  samples.npz         the first test clip of up to 2 test videos with labels and predictions (flow,
+                      landmarks), for `mol evaluate`'s sample pictures
   resume/state.safetensors   while training: weights, optimizer and RNG state (JSON metadata, no pickle)
 
 Protocol. By default the evaluated model is the one at the END of training: the test subject is used
@@ -42,7 +44,7 @@ from components.clips import ClipSet, check_clips_dir, load_clips
 from components.devices import pick_device
 from components.errors import UserError
 from components.evaluate import collapse_message, level_summary, video_logits
-from components.fileio import atomic_path, write_csv, write_json, write_text
+from components.fileio import atomic_path, write_csv, write_json, write_npz, write_text
 from components.plots import confusion_matrix_figure, training_curves_figure
 from mol_model import MOL, MOLOutput
 from mol_model.losses import mol_loss
@@ -52,6 +54,7 @@ from mol_model.normalize import normalize_video
 BALANCE = ("none", "sampler", "loss")
 LOSS_TERMS = ("total", "mer", "flow", "landmark")
 NORMALIZATION = "x/127.5-1"
+SAMPLE_VIDEOS = 2  # test videos whose first clip is kept in samples.npz for `mol evaluate`'s pictures
 LEAK_WARNING = ("--select-on-test leaks test data: it keeps the step with the best score on the TEST subject, "
                 "so the scores are optimistic and not comparable with an honest protocol")
 
@@ -197,24 +200,33 @@ class Trainer:
         return {k: float(v.detach()) for k, v in terms.items()}
 
     @torch.inference_mode()
-    def evaluate(self, clips: ClipSet) -> dict:
-        """Clip logits [N, C] and the mean flow EPE, landmark NME and loss terms over the clips."""
+    def evaluate(self, clips: ClipSet, keep: np.ndarray | None = None) -> dict:
+        """Clip logits [N, C] and the mean flow EPE, landmark NME and loss terms over the clips; with `keep`
+        (sorted clip indices [K]) also those clips' predicted flow [K,T-1,2,H,W] and landmarks [K,T-1,68,2]."""
         self.model.eval()
         logits, sums = [], dict.fromkeys(("flow_epe", "landmark_nme", *LOSS_TERMS), 0.0)
+        kept_flow, kept_landmarks = [], []
         for start in range(0, len(clips), self.config.eval_batch_size):
             index = np.arange(start, min(start + self.config.eval_batch_size, len(clips)))
             batch = to_device(clips.batch(index), self.device)
             with self._autocast():
                 out = self.model(batch["video"])
             logits.append(out.logits.float().cpu().numpy())
+            if keep is not None:
+                rows = torch.from_numpy(np.isin(index, keep)).to(self.device)
+                kept_flow.append(out.flow[rows].float().cpu().numpy())
+                kept_landmarks.append(out.landmarks[rows].float().cpu().numpy())
             n = len(index)
             sums["flow_epe"] += n * flow_epe(out.flow, batch["flow"])
             sums["landmark_nme"] += n * landmark_nme(out.landmarks, batch["landmarks"][:, 1:])  # frames 1..T-1
             for k, v in self.losses(batch, out).items():
                 sums[k] += n * float(v)
         means = {k: v / len(clips) for k, v in sums.items()}
-        return {"logits": np.concatenate(logits), "flow_epe": means["flow_epe"],
-                "landmark_nme": means["landmark_nme"], "losses": {k: means[k] for k in LOSS_TERMS}}
+        result = {"logits": np.concatenate(logits), "flow_epe": means["flow_epe"],
+                  "landmark_nme": means["landmark_nme"], "losses": {k: means[k] for k in LOSS_TERMS}}
+        if keep is not None:
+            result["kept_flow"], result["kept_landmarks"] = np.concatenate(kept_flow), np.concatenate(kept_landmarks)
+        return result
 
 
 def score(clips: ClipSet, logits: np.ndarray, num_classes: int) -> dict:
@@ -226,6 +238,23 @@ def score(clips: ClipSet, logits: np.ndarray, num_classes: int) -> dict:
 
 def selection_key(scores: dict) -> tuple[float, float]:
     return scores["video"]["uf1"], scores["video"]["uar"]
+
+
+def sample_clips(clips: ClipSet, videos: int = SAMPLE_VIDEOS) -> np.ndarray:
+    """Indices [K] of the first clip of the first `videos` samples: the clips kept for pictures."""
+    return np.flatnonzero(clips.clip_offset == 0)[:videos]
+
+
+def write_samples(path: Path, clips: ClipSet, picks: np.ndarray, evaluation: dict) -> None:
+    """The picked clips with their labels and the evaluation's predictions, small enough to keep per fold:
+    frames uint8 [K,T,H,W], flows float16 [K,T-1,2,H,W], landmarks float32 ([K,T,68,2] label,
+    [K,T-1,68,2] prediction for frames 1..T-1), sample_ids str [K]."""
+    batch = clips.batch(picks)
+    write_npz(path, compressed=True, frames=batch["video"], label_flow=batch["flow"].astype(np.float16),
+              pred_flow=evaluation["kept_flow"].astype(np.float16),
+              label_landmarks=batch["landmarks"].astype(np.float32),
+              pred_landmarks=evaluation["kept_landmarks"].astype(np.float32),
+              sample_ids=np.array([clips.sample_ids[s] for s in clips.clip_sample[picks]]))
 
 
 # ---------------------------------------------------------------------------------------------- fold state
@@ -437,7 +466,8 @@ def _finish_fold(trainer: Trainer, test_set: ClipSet, folds_doc: dict, info: dic
                  fold_state: FoldState, where: Path, run: tracking.Run) -> dict:
     """Evaluate the chosen weights on the test subject; write the model, metrics, log and plots."""
     num_classes, class_names = int(folds_doc["num_classes"]), list(folds_doc["class_names"])
-    evaluation = trainer.evaluate(test_set)
+    picks = sample_clips(test_set)
+    evaluation = trainer.evaluate(test_set, keep=picks)
     logits = evaluation["logits"]  # [N clips, C]
     scores = score(test_set, logits, num_classes)
     per_video = video_logits(logits, test_set.clip_sample, len(test_set.sample_ids))  # [V, C]
@@ -473,6 +503,7 @@ def _finish_fold(trainer: Trainer, test_set: ClipSet, folds_doc: dict, info: dic
         "steps": config.steps, "selection": config.selection, "selected_step": selected_step, "seed": config.seed,
         "flow_weight": config.flow_weight, "landmark_weight": config.landmark_weight})
     write_csv(where / "train_log.csv", pd.DataFrame(fold_state.log))
+    write_samples(where / "samples.npz", test_set, picks, evaluation)
     training_curves_figure(fold_state.log, where / "training_curves.png")
     confusion_matrix_figure(np.array(scores["video"]["confusion_matrix"]), class_names,
                             where / "confusion_matrix.png",

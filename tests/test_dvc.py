@@ -97,7 +97,8 @@ def test_metrics_and_plots_are_declared():
     assert plots["reports/predictions.csv"]["template"] == "confusion"
     assert plots["reports/per_fold.csv"]["x"] == "video_uf1"
     assert {p for p in plots if p.endswith(".png")} == {"reports/confusion_matrix.png", "reports/per_fold.png",
-                                                         "reports/confusion_matrix_clip.png"}
+                                                         "reports/confusion_matrix_clip.png",
+                                                         "reports/flow_samples.png", "reports/landmark_samples.png"}
     for plot in plots:  # every plot file is an output of the evaluate stage
         assert plot in evaluate["outs"]
 

@@ -68,6 +68,7 @@ def test_pools_summed_confusion_matrices(runs, tmp_path, capsys):
     assert pd.read_csv(tmp_path / "eval/per_fold.csv")["video_uf1"].tolist() == [0.73, 0.4]
     for name in ("confusion_matrix.png", "confusion_matrix_clip.png", "per_fold.png"):
         assert (tmp_path / "eval" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "no fold" in out and not (tmp_path / "eval/flow_samples.png").exists()  # no samples.npz: no pictures
 
 
 def test_pooled_collapse_is_flagged(tmp_path, capsys):

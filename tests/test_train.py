@@ -16,7 +16,7 @@ from components.checkpoint import load_model, read_config
 from components.cli import main
 from components.clips import load_clips
 from components.errors import UserError
-from components.evaluate import level_summary
+from components.evaluate import evaluate, level_summary
 from components.train import BatchSampler, TrainConfig, class_weights, hold_out_validation, train
 from fixtures_clips import write_clip_set, write_loso_folds
 from mlflow_store import fresh_store
@@ -69,7 +69,8 @@ def test_fold_outputs_follow_the_contract(data, store, straight, capsys):
     out, metrics = straight
     fold = out / "fold_01"
     assert sorted(p.name for p in fold.iterdir()) == [
-        "confusion_matrix.png", "metrics.json", "model.safetensors", "train_log.csv", "training_curves.png"]
+        "confusion_matrix.png", "metrics.json", "model.safetensors", "samples.npz", "train_log.csv",
+        "training_curves.png"]
     assert json.loads((fold / "metrics.json").read_text()) == metrics
     assert metrics["status"] == "done" and metrics["selection"] == "final" and metrics["selected_step"] == 2
     assert metrics["test_subject"] == "s2" and metrics["missing_clip_files"] == ["syn/s1/extra"]
@@ -120,6 +121,37 @@ def test_fold_outputs_follow_the_contract(data, store, straight, capsys):
     assert (fold / "metrics.json").stat().st_mtime_ns == before
     with pytest.raises(UserError, match="steps 2 -> 3"):
         train(data / "clips", data / "folds.json", out, fold=1, config=dataclasses.replace(TINY, steps=3), track=False)
+
+
+def test_fold_keeps_samples_that_evaluate_draws(data, straight, tmp_path):
+    """samples.npz holds the first eval clip of 2 test videos with the model's own predictions; `mol
+    evaluate` draws them as flow and landmark pictures."""
+    from PIL import Image
+
+    from mol_model.normalize import normalize_video
+
+    out, _ = straight
+    with np.load(out / "fold_01/samples.npz", allow_pickle=False) as samples:
+        got = {k: samples[k] for k in samples.files}
+    expected = {"frames": ((2, 8, 128, 128), np.uint8), "label_flow": ((2, 7, 2, 128, 128), np.float16),
+                "pred_flow": ((2, 7, 2, 128, 128), np.float16), "label_landmarks": ((2, 8, 68, 2), np.float32),
+                "pred_landmarks": ((2, 7, 68, 2), np.float32)}
+    assert {k: (v.shape, v.dtype) for k, v in got.items() if k != "sample_ids"} == expected
+    assert got["sample_ids"].tolist() == ["syn/s2/c0v0", "syn/s2/c1v0"]
+    test = load_clips(data / "clips", got["sample_ids"].tolist(), "eval", 2)
+    batch = test.batch(np.arange(2))
+    np.testing.assert_array_equal(got["frames"], batch["video"])
+    np.testing.assert_array_equal(got["label_landmarks"], batch["landmarks"])
+    model, _ = load_model(out / "fold_01/model.safetensors")
+    with torch.no_grad():  # the kept predictions are the model's on those clips
+        prediction = model(normalize_video(torch.from_numpy(batch["video"])).unsqueeze(1))
+    np.testing.assert_allclose(got["pred_flow"], prediction.flow.numpy(), atol=2e-2, rtol=2e-3)
+    np.testing.assert_allclose(got["pred_landmarks"], prediction.landmarks.numpy(), atol=1e-3)
+
+    evaluate(out, tmp_path / "eval", track=False)
+    for name in ("flow_samples.png", "landmark_samples.png"):
+        image = np.asarray(Image.open(tmp_path / "eval" / name).convert("RGB"))
+        assert image.shape[0] >= 200 and image.shape[1] >= 300 and image.std() > 0
 
 
 def assert_resumes_to_the_same_result(data, reference, config, fold, tmp_path):
