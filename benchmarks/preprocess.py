@@ -42,6 +42,7 @@ from components.ingest import ingest
 from components.labels import CROP_SIZE, EVAL_OFFSET, TRAIN_CROPS, clip_indices, labels
 from components.parallel import default_workers
 from components.synth import DIFFICULTY_PX, load_ground_truth, synth
+from components.truth import inverse_affine, true_aligned_flow
 from mol_model.metrics import landmark_nme
 
 SYNTH_FRAMES = (16, 24)  # frames per synthetic video: 2-3 clips each, so the runs stay short
@@ -60,13 +61,14 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="measure on the first --videos rows of this manifest (default: a fresh "
                              "synthetic data set from `mol synth`)")
     parser.add_argument("--videos", type=int, default=4,
-                        help="videos to process (default 4; with --quality: per difficulty, default 4)")
+                        help="videos to process (default 4; with --quality: per difficulty)")
     parser.add_argument("--workers", type=int, default=None,
                         help="our worker processes (default: all cores, as `mol align` and `mol labels`); "
                              "the official recipe always runs in one process")
     parser.add_argument("--frame-size", default=None, metavar="WxH",
-                        help="place the synthetic 240x240 frames in WxH frames (e.g. 640x480, CASME II's size) so "
-                             "that full-frame face detection costs what it costs on a real data set")
+                        help="speed run on the synthetic set: place its 240x240 frames in WxH frames (e.g. 640x480, "
+                             "CASME II's size) so that full-frame face detection costs what it costs on a real "
+                             "data set")
     parser.add_argument("--quality", action="store_true",
                         help="measure flow EPE and landmark error against the synthetic ground truth instead")
     parser.add_argument("--difficulties", default=None,
@@ -76,6 +78,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.videos < 1:
         raise UserError(f"--videos must be at least 1 (got {args.videos})")
+    if args.frame_size and (args.manifest or args.quality):
+        raise UserError("--frame-size applies to the speed run on the synthetic set only; drop it, or "
+                        "--manifest and --quality")
     with tempfile.TemporaryDirectory(prefix="mol-bench-") as tmp:
         if args.quality:
             difficulties = args.difficulties.split(",") if args.difficulties else list(DIFFICULTY_PX)
@@ -129,6 +134,7 @@ class Cost:
 
 
 def cpu_seconds() -> float:
+    """CPU time used so far by this process and by the children it has waited for (worker processes)."""
     used = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
     return sum(u.ru_utime + u.ru_stime for u in used)
 
@@ -330,10 +336,10 @@ def label_quality(root: Path, difficulty: str, videos: int, workers: int | None)
         for method in FLOW_METHODS:
             with np.load(root / f"clips_{method}" / f"{stem}.npz") as clips:
                 flows[method] = clips["eval_flow"].astype(np.float32)  # [C, 7, 2, 128, 128]
-        raw_landmarks = transform_points(landmarks.astype(np.float64), np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2])
+        raw_landmarks = transform_points(landmarks.astype(np.float64), inverse_affine(matrix))
         for c, clip in enumerate(clip_indices(len(landmarks))):
             for k, (a, b) in enumerate(zip(clip[:-1], clip[1:])):
-                true = true_aligned_flow(motion, matrix, index[a], index[b])  # [2, 128, 128]
+                true = true_aligned_flow(motion, index[a], index[b], matrix, matrix)  # [2, 128, 128]
                 face = face_mask(true_landmarks[a] - EVAL_OFFSET)
                 add("motion_face", np.linalg.norm(true, axis=0)[face].mean())
                 for method, flow in flows.items():
@@ -346,18 +352,6 @@ def label_quality(root: Path, difficulty: str, videos: int, workers: int | None)
     result = {name: float(np.mean(values)) for name, values in totals.items()}
     result["pairs"] = len(totals["motion_face"])
     return result
-
-
-def true_aligned_flow(motion, matrix: np.ndarray, a: int, b: int) -> np.ndarray:
-    """The true flow from frame a to frame b on the evaluation crop, in aligned pixels [2, 128, 128].
-    Exact: each aligned pixel is mapped back to the source frame, moved by the synthetic warp from a
-    to b, and mapped forward by the same (per-video) transform."""
-    ys, xs = np.mgrid[0:CROP_SIZE, 0:CROP_SIZE].astype(np.float64)
-    aligned_points = np.stack([xs + EVAL_OFFSET[0], ys + EVAL_OFFSET[1]], axis=-1)  # [128, 128, 2]
-    inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))[:2]
-    source = transform_points(aligned_points, inverse)
-    moved = motion.from_neutral(b, motion.to_neutral(a, source))
-    return (transform_points(moved, matrix) - aligned_points).transpose(2, 0, 1)
 
 
 def face_mask(points: np.ndarray) -> np.ndarray:

@@ -7,7 +7,8 @@ Flow EPE and landmark NME are means over all test clips. With several data sets 
 composite such as MEGC2019), every score is also given per data set.
 
 Sample pictures: `flow_samples.png` and `landmark_samples.png` show label vs prediction on the clips
-that `mol train` kept in the best fold's `samples.npz`.
+that `mol train` kept in the best fold's `samples.npz`, and the truth too on the synthetic data set
+(given its folder and the aligned frames, `--truth` and `--aligned`).
 
 Also the scoring helpers `mol train` uses per fold (`level_summary`, `video_logits`, `collapse_message`).
 """
@@ -23,8 +24,9 @@ import pandas as pd
 
 from components import tracking
 from components.errors import UserError
-from components.fileio import write_csv, write_json
+from components.fileio import sample_file_stem, write_csv, write_json
 from components.plots import confusion_matrix_figure, per_fold_figure
+from components.truth import true_eval_clip
 from components.visualize import flow_magnitude, flow_samples_figure, landmark_samples_figure
 from mol_model.metrics import classification_metrics, confusion_matrix
 
@@ -147,28 +149,53 @@ def samples_fold(folds: list[dict], champion: dict) -> dict | None:
     return next((f for f in [champion, *folds] if (Path(f["path"]) / "samples.npz").is_file()), None)
 
 
-def sample_figures(fold: dict, out: Path) -> None:
+def sample_truth(sample_ids, aligned: str | Path, truth: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """True flow [K,7,2,128,128] and landmarks [K,8,68,2] of the samples' first evaluation clips, when
+    TRUTH (a `mol synth` folder) holds the ground truth of every one of them; else None (a real data set)."""
+    clips = []
+    for sample_id in sample_ids:
+        aligned_file = Path(aligned) / f"{sample_file_stem(str(sample_id))}.npz"
+        clip = true_eval_clip(truth, aligned_file, str(sample_id)) if aligned_file.is_file() else None
+        if clip is None:
+            return None
+        clips.append(clip)
+    return np.stack([c[0] for c in clips]), np.stack([c[1] for c in clips])
+
+
+def sample_figures(fold: dict, out: Path, aligned: str | Path | None = None, truth: str | Path | None = None) -> None:
     """OUT/flow_samples.png and OUT/landmark_samples.png from the fold's samples.npz: per sample, the frame
-    pair with the most labelled motion (flow t -> t+1, landmarks of frame t+1, which the model predicts)."""
+    pair with the most labelled motion (flow t -> t+1, landmarks of frame t+1, which the model predicts);
+    with the synthetic ground truth too when ALIGNED and TRUTH hold it for every sample."""
     with np.load(Path(fold["path"]) / "samples.npz", allow_pickle=False) as samples:
         data = {k: samples[k] for k in samples.files}
     k = np.arange(len(data["sample_ids"]))  # [K]
     t = flow_magnitude(data["label_flow"].astype(np.float32)).mean(axis=(2, 3)).argmax(axis=1)  # [K] pair t -> t+1
+    known = sample_truth(data["sample_ids"], aligned, truth) if aligned and truth else None
+    true_flow, true_landmarks = (known[0][k, t], known[1][k, t + 1]) if known else (None, None)
+    if aligned and truth and known is None:
+        print(f"evaluate: no ground truth in {truth} for the sample clips (not the synthetic data set); "
+              "sample pictures without truth")
     who = [f"fold {fold['fold']} {sid}" for sid in data["sample_ids"]]
     flow_samples_figure(data["frames"][k, t], data["label_flow"][k, t].astype(np.float32),
-                        data["pred_flow"][k, t].astype(np.float32), path=out / "flow_samples.png",
+                        data["pred_flow"][k, t].astype(np.float32), true_flow, path=out / "flow_samples.png",
                         names=[f"{w}\nframes {i + 1}\u2192{i + 2}" for w, i in zip(who, t)])
     landmark_samples_figure(data["frames"][k, t + 1], data["label_landmarks"][k, t + 1], data["pred_landmarks"][k, t],
-                            names=[f"{w} frame {i + 2}" for w, i in zip(who, t)], path=out / "landmark_samples.png")
+                            true_landmarks, names=[f"{w} frame {i + 2}" for w, i in zip(who, t)],
+                            path=out / "landmark_samples.png")
 
 
 # ---------------------------------------------------------------------------------------------- stage
 
 def evaluate(runs: str | Path, out: str | Path, register: bool = True, manifest: str | Path | None = None,
              track: bool = True, parent_run_id: str | None = None, experiment: str = "mol",
-             model_name: str = "mol-mer", alias: str = "champion") -> dict:
+             model_name: str = "mol-mer", alias: str = "champion", aligned: str | Path | None = None,
+             truth: str | Path | None = None) -> dict:
     """Pool RUNS/fold_*/metrics.json into OUT/metrics.json (+ plots and CSVs), log them to the training
-    run's MLflow parent run and register the best fold's model as `model_name`@`alias`."""
+    run's MLflow parent run and register the best fold's model as `model_name`@`alias`. With ALIGNED
+    (`mol align` output) and TRUTH (`mol synth` output) the sample pictures show the true flow and landmarks."""
+    if (aligned is None) != (truth is None):
+        raise UserError("--aligned and --truth go together (the truth is mapped into the aligned frames); "
+                        "give both, or neither")
     runs, out = Path(runs), Path(out)
     folds, skipped = read_folds(runs)
     class_names, num_classes = list(folds[0]["class_names"]), int(folds[0]["num_classes"])
@@ -212,7 +239,7 @@ def evaluate(runs: str | Path, out: str | Path, register: bool = True, manifest:
         print(f"evaluate: no fold in {runs} has samples.npz (trained by an older `mol train`?); "
               "no flow or landmark sample pictures")
     else:
-        sample_figures(pictured, out)
+        sample_figures(pictured, out, aligned, truth)
     write_json(out / "metrics.json", metrics)
     print(f"evaluate: {len(folds)} folds, {headline['n']} videos: UF1 {headline['uf1']:.3f}, UAR {headline['uar']:.3f}, "
           f"acc {headline['acc']:.3f} (clip level UF1 {pooled['clip']['uf1']:.3f}); flow EPE {pooled['flow_epe']:.3f} px, "
@@ -276,10 +303,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="MLflow experiment for a new run when the folds have no parent run (default mol)")
     parser.add_argument("--parent-run-id", default=None,
                         help=f"log to this run (also: {tracking.PARENT_ENV}); default: RUNS/parent_run_id.txt")
+    parser.add_argument("--aligned", default=None,
+                        help="`mol align` output folder; with --truth, the sample pictures also show the truth")
+    parser.add_argument("--truth", default=None,
+                        help="`mol synth` output folder (holds ground_truth/): draw the true flow and landmarks "
+                             "in the sample pictures; a folder without ground truth (a real data set) draws none")
 
 
 def run(args: argparse.Namespace) -> int:
     evaluate(args.runs, args.out, register=args.register, manifest=args.manifest, track=not args.no_mlflow,
              parent_run_id=args.parent_run_id, experiment=args.experiment, model_name=args.model_name,
-             alias=args.alias)
+             alias=args.alias, aligned=args.aligned, truth=args.truth)
     return 0

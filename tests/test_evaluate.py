@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from components.cli import main
+from components.errors import UserError
 from components.evaluate import collapse_message, evaluate, video_logits
 from components.fileio import write_json
 from mlflow_store import fresh_store
@@ -131,3 +132,75 @@ def test_cli_error_without_folds(tmp_path, capsys):
     assert main(["evaluate", "--runs", str(tmp_path), "--out", str(tmp_path / "e"), "--no-mlflow"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("mol evaluate: error:") and "fold_*/metrics.json" in err and "\n" not in err
+
+
+# ---------------------------------------------------------------------------------------------- truth pictures
+
+def png_width(path) -> int:
+    return int.from_bytes(path.read_bytes()[16:20], "big")
+
+
+@pytest.fixture(scope="module")
+def synthetic_clips(tmp_path_factory):
+    """A tiny `mol synth` set (1 subject, 2 videos of 16 frames), aligned and labelled (TV-L1)."""
+    from components.align import align
+    from components.ingest import ingest
+    from components.labels import labels
+    from components.synth import FRAMES_FOLDER, SHEET_FILE, synth
+
+    root = tmp_path_factory.mktemp("synthetic")
+    synth(root / "synthetic", subjects=1, videos_per_subject=2, seed=4, difficulty="easy", frames=(16, 16))
+    ingest("casme2", str(root / "synthetic" / FRAMES_FOLDER), str(root / "manifest.csv"),
+           str(root / "synthetic" / SHEET_FILE), classes=5)
+    align(root / "manifest.csv", root / "aligned", workers=1)
+    labels(root / "manifest.csv", root / "aligned", root / "clips", flow="tvl1", train_crops=1, workers=1)
+    return root
+
+
+def test_true_clip_agrees_with_the_labels(synthetic_clips):
+    from components.fileio import sample_file_stem
+    from components.truth import true_eval_clip
+
+    sample_ids = pd.read_csv(synthetic_clips / "manifest.csv")["sample_id"].tolist()
+    assert len(sample_ids) == 2
+    for sample_id in sample_ids:
+        stem = sample_file_stem(sample_id)
+        aligned_file = synthetic_clips / f"aligned/{stem}.npz"
+        true_flow, true_landmarks = true_eval_clip(synthetic_clips / "synthetic", aligned_file, sample_id)
+        assert true_flow.shape == (7, 2, 128, 128) and true_landmarks.shape == (8, 68, 2)
+        with np.load(synthetic_clips / f"clips/{stem}.npz") as clips:
+            label_flow, label_landmarks = clips["eval_flow"][0].astype(np.float32), clips["eval_landmarks"][0]
+        assert np.linalg.norm(true_landmarks - label_landmarks, axis=-1).mean() < 3.0  # px: tracked vs true
+        (x0, y0), (x1, y1) = true_landmarks.min(axis=(0, 1)).astype(int), true_landmarks.max(axis=(0, 1)).astype(int)
+        face = (slice(None), slice(None), slice(y0, y1), slice(x0, x1))  # the landmarks' box over the clip
+        error = np.linalg.norm(label_flow[face] - true_flow[face], axis=1).mean()
+        motion = np.linalg.norm(true_flow[face], axis=1).mean()
+        assert error < 0.5 and error < motion, (error, motion)  # closer to the truth than zero flow is
+    assert true_eval_clip(synthetic_clips, aligned_file, sample_id) is None  # no ground_truth/ in that folder
+
+
+def test_sample_pictures_show_the_truth_on_the_synthetic_set(runs, synthetic_clips, tmp_path, capsys):
+    from components.fileio import sample_file_stem, write_npz
+    from components.synth import FRAMES_FOLDER
+
+    sample_ids = pd.read_csv(synthetic_clips / "manifest.csv")["sample_id"].tolist()
+    clips = [np.load(synthetic_clips / f"clips/{sample_file_stem(s)}.npz") for s in sample_ids]
+    label_flow = np.stack([c["eval_flow"][0] for c in clips])  # [2, 7, 2, 128, 128]
+    label_landmarks = np.stack([c["eval_landmarks"][0] for c in clips])  # [2, 8, 68, 2]
+    write_npz(runs / "fold_00/samples.npz", frames=np.stack([c["eval_video"][0] for c in clips]),
+              label_flow=label_flow, pred_flow=(label_flow * 0.5).astype(np.float16), label_landmarks=label_landmarks,
+              pred_landmarks=label_landmarks[:, 1:] + 1.0, sample_ids=np.array(sample_ids))
+
+    evaluate(runs, tmp_path / "plain", track=False)
+    frames_root = synthetic_clips / "synthetic" / FRAMES_FOLDER  # dvc.yaml passes --truth "${data.root}/.."
+    assert main(["evaluate", "--runs", str(runs), "--out", str(tmp_path / "truth"), "--no-mlflow",
+                 "--aligned", str(synthetic_clips / "aligned"), "--truth", f"{frames_root}/.."]) == 0
+    assert png_width(tmp_path / "truth/flow_samples.png") > png_width(tmp_path / "plain/flow_samples.png")  # + truth
+    landmarks = [(tmp_path / name / "landmark_samples.png").read_bytes() for name in ("truth", "plain")]
+    assert landmarks[0] != landmarks[1]  # the true landmarks are drawn too
+
+    evaluate(runs, tmp_path / "real", track=False, aligned=synthetic_clips / "aligned", truth=tmp_path / "none")
+    assert "no ground truth" in capsys.readouterr().out  # a real data set: pictures without truth, no error
+    assert png_width(tmp_path / "real/flow_samples.png") == png_width(tmp_path / "plain/flow_samples.png")
+    with pytest.raises(UserError, match="go together"):
+        evaluate(runs, tmp_path / "half", track=False, truth=synthetic_clips / "synthetic")
