@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from components.datasets import frame_number, list_frames, read_manifest, resolv
 from components.face import FaceTracker, alignment_matrix, transform_points, warp_face
 from components.errors import UserError
 from components.fileio import sample_file_stem, write_npz
-from components.parallel import map_videos, run_report, write_report
+from components.parallel import finished_with, map_videos, run_report, write_report
 
 REFERENCE_FRAMES = 5  # the per-video transform uses the median landmarks of this many first frames
 
@@ -83,7 +82,7 @@ def align(manifest: str | Path, out: str | Path, per_frame: bool = False, worker
                      out_path=out / f"{sample_file_stem(row.sample_id)}.npz",
                      per_frame=per_frame, reference_frames=reference_frames)
             for row in table.itertuples()]
-    todo = [job for job in jobs if force or not _finished(job)]
+    todo = [job for job in jobs if force or not finished_with(job.out_path, {"alignment": _mode(job.per_frame)})]
     start = time.perf_counter()
     results = list(map_videos(align_video, todo, workers, desc="align"))
     seconds = time.perf_counter() - start
@@ -103,17 +102,6 @@ def align(manifest: str | Path, out: str | Path, per_frame: bool = False, worker
     }
     write_report(out, summary)
     return summary
-
-
-def _finished(job: AlignJob) -> bool:
-    """An output exists and was made with the same alignment mode (anything else is redone)."""
-    if not job.out_path.is_file():
-        return False
-    try:
-        with np.load(job.out_path) as stored:
-            return str(stored["alignment"]) == _mode(job.per_frame)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return False
 
 
 def _mode(per_frame: bool) -> str:

@@ -31,7 +31,7 @@ from components.errors import UserError
 from components.face import ALIGN_SIZE
 from components.fileio import sample_file_stem, write_npz
 from components.flow import FLOW_METHODS, compute_flow
-from components.parallel import map_videos, run_report, write_report
+from components.parallel import finished_with, map_videos, run_report, write_report
 
 CLIP_LENGTH = 8
 CROP_SIZE = 128
@@ -96,7 +96,8 @@ def labels(manifest: str | Path, aligned: str | Path, out: str | Path, flow: str
                      out_path=out / f"{sample_file_stem(row.sample_id)}.npz",
                      flow_method=flow, train_crops=train_crops, seed=seed, compress=compress)
             for row in table.itertuples()]
-    todo = [job for job in jobs if force or not _finished(job)]
+    todo = [job for job in jobs if force or not finished_with(
+        job.out_path, {"flow_method": job.flow_method, "train_crops": job.train_crops, "seed": job.seed})]
     start = time.perf_counter()
     results = list(map_videos(label_video, todo, workers, desc=f"labels ({flow})"))
     seconds = time.perf_counter() - start
@@ -118,18 +119,6 @@ def labels(manifest: str | Path, aligned: str | Path, out: str | Path, flow: str
     }
     write_report(out, summary)
     return summary
-
-
-def _finished(job: LabelJob) -> bool:
-    """An output exists and was made with the same flow method, crop count and seed."""
-    if not job.out_path.is_file():
-        return False
-    try:
-        with np.load(job.out_path) as stored:
-            return (str(stored["flow_method"]), int(stored["train_crops"]), int(stored["seed"])) == \
-                (job.flow_method, job.train_crops, job.seed)
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return False
 
 
 def clip_indices(n_frames: int, clip_length: int = CLIP_LENGTH) -> np.ndarray:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import zipfile
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, TypeVar
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -68,3 +70,15 @@ def write_report(out: Path, summary: dict) -> None:
     """`out/rejects.csv` (sample_id, reason) and `out/summary.json`, atomically."""
     write_csv(out / "rejects.csv", pd.DataFrame(summary["rejects"], columns=["sample_id", "reason"]))
     write_json(out / "summary.json", summary)
+
+
+def finished_with(path: Path, settings: dict) -> bool:
+    """True if the .npz at `path` is complete and was made with these settings, so a rerun can skip it;
+    a missing, damaged or differently made file is redone."""
+    if not path.is_file():
+        return False
+    try:
+        with np.load(path) as stored:
+            return all(stored[key].item() == value for key, value in settings.items())
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return False
