@@ -1,12 +1,15 @@
-# The one image every Kubeflow step runs in: Python 3.11 + CUDA PyTorch + this package, `mol` as entry point.
+# The one image every Kubeflow step runs in: the official PyTorch CUDA runtime image + this package,
+# `mol` as entry point.
 #
 #   docker build -t REGISTRY/mol-pipeline:TAG .
 #   docker run --rm --gpus all REGISTRY/mol-pipeline:TAG train --help
 #
-# Base: the official Python image. PyPI's Linux torch wheel (pinned to 2.13.0 by requirements.lock) carries
-# its own CUDA runtime and cuDNN as nvidia-* wheels, so a CUDA base image would only add a second copy of
-# them; the GPU driver comes from the host through the NVIDIA container toolkit / device plugin.
-FROM python:3.11.13-slim-bookworm
+# Base: PyTorch's own CUDA runtime image for the torch version requirements.lock pins (2.13.0, built for
+# CUDA 13.0 and cuDNN 9, like PyPI's Linux wheel of that version). Its torch satisfies the lock's pin, so
+# pip installs only the rest; the GPU driver comes from the host (NVIDIA container toolkit / device
+# plugin). Bump the tag together with the pin: tests/test_docker.py checks that they agree.
+ARG BASE_IMAGE=pytorch/pytorch:2.13.0-cuda13.0-cudnn9-runtime
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -16,7 +19,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     MPLBACKEND=Agg
 
-# libgomp1: OpenMP runtime used by OpenCV and dlib.
+# libgomp1: the OpenMP runtime dlib and OpenCV use (usually present already; cheap to make sure).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libgomp1 \
     && rm -rf /var/lib/apt/lists/*
@@ -39,9 +42,10 @@ COPY pipeline ./pipeline
 COPY benchmarks ./benchmarks
 RUN pip install --no-deps . && rm -rf build *.egg-info
 
-# Run as an unprivileged user; /work is where `docker run -v ...:/work` puts a project or data folder.
-RUN useradd --create-home --uid 1000 mol && mkdir -p /work && chown mol:mol /work
-USER 1000
+# Run as an unprivileged user, with a uid no Ubuntu base has taken (24.04 images own 1000);
+# /work is where `docker run -v ...:/work` puts a project or data folder.
+RUN useradd --create-home --uid 10001 mol && mkdir -p /work && chown mol:mol /work
+USER 10001
 WORKDIR /work
 
 ENTRYPOINT ["mol"]

@@ -16,7 +16,7 @@ from pipeline import components
 from pipeline.params import KubeflowSettings
 
 RUN_PARAMETERS = ("run_root", "run_name")
-RUN_AS_USER = 1000  # the image's non-root user (Dockerfile)
+RUN_AS_USER = 10001  # the image's non-root user (Dockerfile)
 
 
 def build_pipeline(settings: KubeflowSettings):

@@ -46,16 +46,30 @@ def copy_sources() -> list[str]:
             if not part.startswith("--")]
 
 
+def base_image() -> str:
+    """The FROM image, with `${ARG}` references filled in from the ARG defaults before it."""
+    steps = instructions()
+    args = dict(a.split("=", 1) for k, a in steps if k == "ARG" and "=" in a)
+    [image] = [a for k, a in steps if k == "FROM"]
+    return re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], image)
+
+
 def test_every_instruction_is_known_and_the_base_is_pinned():
     known = {"FROM", "ENV", "RUN", "WORKDIR", "COPY", "USER", "ENTRYPOINT", "CMD", "ARG", "LABEL"}
     steps = instructions()
     assert {k for k, _ in steps} <= known
-    froms = [args for k, args in steps if k == "FROM"]
-    assert len(froms) == 1 and steps[0][0] == "FROM"
-    image, _, tag = froms[0].partition(":")
-    assert tag and tag != "latest" and re.match(r"\d+\.\d+\.\d+", tag), f"base image not pinned: {froms[0]}"
-    # the lock pins packages that need Python >= 3.11 (numpy 2.4), so the base must be that Python
-    assert image == "python" and tag.startswith("3.11."), froms[0]
+    assert [k for k, _ in steps if k != "ARG"][0] == "FROM"
+    image, _, tag = base_image().partition(":")
+    assert tag and tag != "latest" and re.match(r"\d+\.\d+\.\d+", tag), f"base image not pinned: {image}:{tag}"
+
+
+def test_the_base_is_the_pytorch_cuda_runtime_of_the_locked_torch():
+    """The official PyTorch image whose torch is the lock's pin, so pip keeps it instead of reinstalling."""
+    image, _, tag = base_image().partition(":")
+    [pin] = [line.split("==")[1].strip() for line in (ROOT / "requirements.lock").read_text().splitlines()
+             if line.startswith("torch==")]
+    assert image == "pytorch/pytorch"
+    assert tag.startswith(f"{pin}-cuda") and tag.endswith("-runtime"), f"{tag} is not the CUDA runtime of torch {pin}"
 
 
 def test_runs_as_non_root_with_mol_as_entry_point():
@@ -66,6 +80,9 @@ def test_runs_as_non_root_with_mol_as_entry_point():
         "every RUN (installs) comes before switching to the unprivileged user"
     [entrypoint] = [json.loads(args) for k, args in steps if k == "ENTRYPOINT"]
     assert entrypoint == ["mol"]
+    # the Kubeflow steps' security context names the same uid
+    from pipeline.pipeline import RUN_AS_USER
+    assert users[-1] == str(RUN_AS_USER)
 
 
 def test_dependencies_are_installed_before_the_source_is_copied():
