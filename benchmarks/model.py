@@ -4,9 +4,9 @@ product roof measured in the same run, and against the naive official-style comp
 A training step is forward + joint loss + backward + AdamW (fused) on random clips (B x 8 x 128 x 128);
 inference is a forward pass in eval mode under `torch.inference_mode`. FLOPs are counted by
 `torch.utils.flop_counter.FlopCounterMode` (convolutions and matrix products; elementwise work is not
-counted), so "roof share" = counted FLOP/s / the GFLOP/s of one 4096^2 matrix product, float32 on the
-CPU and bfloat16 on CUDA, timed in each row's process right before and after its steps; the best of
-all those timings in the run is the roof (other work on a shared machine can only slow a measurement
+counted), so "roof share" = counted FLOP/s / the GFLOP/s of one 4096^2 matrix product in the row's
+precision, timed in each row's process right before and after its steps; the best of all those timings
+in the run (per device and precision) is the roof (other work on a shared machine can only slow a measurement
 down). Timings are the best of `--steps` repetitions after `--warmup`, for the same reason; the load
 average is printed with the table.
 
@@ -14,6 +14,9 @@ Every row runs in a fresh process, so rows do not share allocator state. Memory:
 bytes above those allocated before the first step; on the CPU, the process's peak resident set size
 (ru_maxrss) above its RSS before the first step (tracemalloc does not see PyTorch's allocations). Both
 include what the first step creates and keeps: gradients and, for training, the AdamW moments (2 x 176 MB).
+
+Precisions: float32 on the CPU, plus bfloat16 autocast where the CPU runs it natively (AVX512-BF16 or
+AMX: what `mol train` then uses by default); bfloat16 autocast on CUDA.
 
 On the CPU the rows call `mol_model.memory.keep_freed_memory()` first, as training should
 (`--glibc-default-malloc` measures without it).
@@ -33,6 +36,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from components.devices import native_bf16
 from components.errors import UserError
 from mol_model import MOL, MOLOutput
 from mol_model.losses import mol_loss
@@ -48,6 +52,7 @@ OURS, NAIVE = "MOL (this)", "official-style (naive)"
 class RowSpec:
     model: str  # OURS or NAIVE
     device: str
+    precision: str  # fp32 | bf16 (autocast)
     mode: str  # train | infer
     batch: int
     steps: int
@@ -105,8 +110,15 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    return torch.bfloat16 if device.type == "cuda" else None
+def precisions(device: torch.device) -> list[str]:
+    """fp32 on the CPU (plus bf16 where native), bf16 on CUDA."""
+    if device.type == "cuda":
+        return ["bf16"]
+    return ["fp32"] + (["bf16"] if native_bf16(device) else [])
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    return torch.bfloat16 if precision == "bf16" else None
 
 
 def matmul_roof(device: torch.device, dtype: torch.dtype, repeats: int = 5) -> float:
@@ -188,7 +200,7 @@ def measure_row(spec: RowSpec) -> Row:
     torch.manual_seed(0)
     model = (MOL(num_classes=5) if spec.model == OURS else load_official_reference()).to(device)
     model.train(spec.mode == "train")
-    amp = autocast_dtype(device)
+    amp = autocast_dtype(spec.precision)
     roof = matmul_roof(device, amp or torch.float32)
     fn = (train_step_fn if spec.mode == "train" else infer_fn)(model, random_batch(spec.batch, device), amp)
     synchronize(device)
@@ -231,7 +243,7 @@ def profile_table(device: torch.device, batch: int, rows: int) -> str:
     from torch.profiler import ProfilerActivity, profile
 
     model = MOL(num_classes=5).to(device).train()
-    step = train_step_fn(model, random_batch(batch, device), autocast_dtype(device))
+    step = train_step_fn(model, random_batch(batch, device), autocast_dtype(precisions(device)[-1]))
     step()
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities, record_shapes=True) as prof:
@@ -250,16 +262,16 @@ def run(batch_sizes=(4, 16), steps: int = 3, warmup: int = 1, device: str = "aut
     load_before = os.getloadavg()[0]
     rows = []
     for dev in devices(device):
-        specs = [RowSpec(OURS, dev.type, mode, batch, steps, warmup, threads, keep_memory)
-                 for batch in batch_sizes for mode in ("train", "infer")]
+        specs = [RowSpec(OURS, dev.type, precision, mode, batch, steps, warmup, threads, keep_memory)
+                 for precision in precisions(dev) for batch in batch_sizes for mode in ("train", "infer")]
         if baseline and dev.type == "cpu":
             if REFERENCE.is_file():
-                specs.append(RowSpec(NAIVE, "cpu", "train", 4, 1, 0, threads, keep_memory))
+                specs.append(RowSpec(NAIVE, "cpu", "fp32", "train", 4, 1, 0, threads, keep_memory))
             else:
                 print("(the naive official reference lives in tests/; run from a source checkout for that row)")
         for spec in specs:
             rows.append(in_fresh_process(spec))
-            print(f"  {spec.model} {spec.device} {spec.mode} batch {spec.batch}: "
+            print(f"  {spec.model} {spec.device} {spec.precision} {spec.mode} batch {spec.batch}: "
                   f"{rows[-1].clips_per_s:.2f} clips/s", flush=True)
         if profile:
             print(profile_table(dev, batch_sizes[0], profile))

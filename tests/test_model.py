@@ -142,7 +142,7 @@ def test_benchmark_row_measures_speed_and_flops(monkeypatch):
     from benchmarks.model import OURS, RowSpec, format_table, measure_row
 
     monkeypatch.setattr(benchmarks.model, "ROOF_SIZE", 256)  # a quick roof; its value is not checked
-    row = measure_row(RowSpec(OURS, "cpu", "infer", batch=1, steps=1, warmup=0, threads=None, keep_memory=False))
+    row = measure_row(RowSpec(OURS, "cpu", "fp32", "infer", batch=1, steps=1, warmup=0, threads=None, keep_memory=False))
     assert row.seconds > 0 and row.memory_mib > 0
     assert 29 < row.gflop_per_clip < 31  # convolutions + matrix products of one forward pass
     assert row.roof_gflops > 0

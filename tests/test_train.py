@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from components.checkpoint import load_model, read_config
 from components.cli import main
+from components.devices import native_bf16
 from components.clips import load_clips
 from components.errors import UserError
 from components.evaluate import evaluate, level_summary
@@ -23,6 +24,14 @@ from mlflow_store import fresh_store
 
 CLASSES = ["neg", "pos"]
 TINY = TrainConfig(batch_size=1, steps=2, checkpoint_every=1, eval_batch_size=4, threads=1)
+BF16 = native_bf16(torch.device("cpu"))  # the default precision of training here
+
+
+def as_trained(model: torch.nn.Module, video: np.ndarray):
+    """The model's outputs on uint8 clips [B,T,H,W], in the precision training evaluated it in."""
+    from mol_model.normalize import normalize_video
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=BF16):
+        return model(normalize_video(torch.from_numpy(video)).unsqueeze(1))
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +90,10 @@ def test_fold_outputs_follow_the_contract(data, store, straight, capsys):
     assert config["class_names"] == CLASSES and config["normalization"] == "x/127.5-1" and config["fold"] == 1
     model, _ = load_model(fold / "model.safetensors")
     test = load_clips(data / "clips", ["syn/s2/c0v0", "syn/s2/c1v0"], "eval", 2)
-    from mol_model.normalize import normalize_video
-    with torch.no_grad():
-        logits = model(normalize_video(torch.from_numpy(test.batch(np.arange(2))["video"])).unsqueeze(1)).logits
-    probabilities = torch.softmax(logits, 1).numpy()  # one eval clip per video: video = clip
+    # by default training runs in bf16 autocast exactly where the CPU does bf16 natively
+    assert metrics["precision"] == ("bf16 autocast" if BF16 else "fp32") and metrics["device"] == "cpu"
+    logits = as_trained(model, test.batch(np.arange(2))["video"]).logits
+    probabilities = torch.softmax(logits.float(), 1).numpy()  # one eval clip per video: video = clip
     reported = np.array([p["probabilities"] for p in metrics["predictions"]])
     np.testing.assert_allclose(reported, probabilities, atol=1e-4)
 
@@ -128,8 +137,6 @@ def test_fold_keeps_samples_that_evaluate_draws(data, straight, tmp_path):
     evaluate` draws them as flow and landmark pictures."""
     from PIL import Image
 
-    from mol_model.normalize import normalize_video
-
     out, _ = straight
     with np.load(out / "fold_01/samples.npz", allow_pickle=False) as samples:
         got = {k: samples[k] for k in samples.files}
@@ -143,10 +150,9 @@ def test_fold_keeps_samples_that_evaluate_draws(data, straight, tmp_path):
     np.testing.assert_array_equal(got["frames"], batch["video"])
     np.testing.assert_array_equal(got["label_landmarks"], batch["landmarks"])
     model, _ = load_model(out / "fold_01/model.safetensors")
-    with torch.no_grad():  # the kept predictions are the model's on those clips
-        prediction = model(normalize_video(torch.from_numpy(batch["video"])).unsqueeze(1))
-    np.testing.assert_allclose(got["pred_flow"], prediction.flow.numpy(), atol=2e-2, rtol=2e-3)
-    np.testing.assert_allclose(got["pred_landmarks"], prediction.landmarks.numpy(), atol=1e-3)
+    prediction = as_trained(model, batch["video"])  # the kept predictions are the model's on those clips
+    np.testing.assert_allclose(got["pred_flow"], prediction.flow.float().numpy(), atol=2e-2, rtol=2e-3)
+    np.testing.assert_allclose(got["pred_landmarks"], prediction.landmarks.float().numpy(), atol=1e-3)
 
     evaluate(out, tmp_path / "eval", track=False)
     for name in ("flow_samples.png", "landmark_samples.png"):
@@ -256,3 +262,16 @@ def test_fold_and_all_exclude_each_other(data, tmp_path):
         main(["train", "--clips", str(data / "clips"), "--folds", str(data / "folds.json"), "--fold", "0", "--all",
               "--out", str(tmp_path)])
     assert exit_info.value.code == 2
+
+
+def test_bf16_is_the_default_only_where_it_is_native(monkeypatch):
+    import components.train
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert not native_bf16(cpu)
+    assert not components.train.Trainer(TINY, 2, cpu, None).amp
+    assert components.train.Trainer(dataclasses.replace(TINY, amp=True), 2, cpu, None).amp  # --amp forces it
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert native_bf16(cpu) and components.train.Trainer(TINY, 2, cpu, None).amp
+    assert not components.train.Trainer(dataclasses.replace(TINY, amp=False), 2, cpu, None).amp  # --no-amp
