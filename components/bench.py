@@ -1,4 +1,5 @@
-"""`mol bench {model,preprocess}`: speed and memory tables (see docs/performance.md)."""
+"""`mol bench {model,preprocess,ablation}`: speed and memory tables (docs/performance.md, docs/preprocessing.md)
+and the joint vs MER-only comparison (docs/training.md)."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +11,7 @@ from components.errors import UserError
 BENCHMARKS = {
     "model": ("benchmarks.model", "MOL training-step and inference speed and memory against the matmul roof"),
     "preprocess": ("benchmarks.preprocess", "alignment and flow-label speed against the official recipe"),
+    "ablation": ("benchmarks.ablation", "joint training against MER-only training on the same folds, several seeds"),
 }
 
 

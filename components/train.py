@@ -604,50 +604,16 @@ def train(clips: str | Path, folds: str | Path, out: str | Path, fold: int | Non
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    d = TrainConfig()
     parser.add_argument("--clips", required=True, help="folder of clip files written by `mol labels`")
     parser.add_argument("--folds", required=True, help="FOLDS.json written by `mol split`")
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--fold", type=int, help="train only this fold (its index in FOLDS.json), e.g. one pod per fold")
     which.add_argument("--all", action="store_true", help="train every fold, one after the other")
     parser.add_argument("--out", required=True, help="output folder; fold K goes to OUT/fold_KK/")
-    g = parser.add_argument_group("schedule (decides the result)")
-    g.add_argument("--lr", type=float, default=d.lr, help=f"AdamW learning rate (default {d.lr})")
-    g.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"AdamW weight decay (default {d.weight_decay})")
-    g.add_argument("--batch-size", type=int, default=d.batch_size, help=f"clips per step (default {d.batch_size})")
-    g.add_argument("--steps", type=int, default=d.steps, help=f"optimizer steps per fold (default {d.steps})")
-    g.add_argument("--flow-weight", type=float, default=d.flow_weight,
-                   help=f"weight of the optical-flow loss; 0 = no flow supervision (default {d.flow_weight})")
-    g.add_argument("--landmark-weight", type=float, default=d.landmark_weight,
-                   help=f"weight of the landmark loss; 0 = no landmark supervision (default {d.landmark_weight})")
-    g.add_argument("--mer-weight", type=float, default=d.mer_weight,
-                   help=f"weight of the expression cross-entropy (default {d.mer_weight})")
-    g.add_argument("--neighbors", type=int, default=d.neighbors, help=f"graph neighbours k in CCC (default {d.neighbors})")
-    g.add_argument("--seed", type=int, default=d.seed, help=f"seed of initial weights, batches and dropout (default {d.seed})")
-    g.add_argument("--balance", choices=BALANCE, default=d.balance,
-                   help="against collapse to one class: 'sampler' draws class-balanced batches, 'loss' weights "
-                        "the cross-entropy by inverse class frequency (default none)")
-    g.add_argument("--val-subjects", type=int, default=d.val_subjects,
-                   help="hold out this many TRAINING subjects per fold and keep the step scoring best on them "
-                        "(honest model selection; default 0 = keep the final step)")
-    g.add_argument("--select-on-test", action="store_true",
-                   help="LEAKS TEST DATA: keep the step with the best score on the test subject, as the official "
-                        "code does; only to reproduce published numbers, never to report a result")
-    g.add_argument("--eval-every", type=int, default=d.eval_every,
-                   help=f"steps between selection evaluations with --val-subjects/--select-on-test (default {d.eval_every})")
-    r = parser.add_argument_group("execution (does not change the result on one device)")
-    r.add_argument("--device", default=d.device, help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
-    r.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
-                   help="bfloat16 autocast (default: on where the device runs bf16 natively: CUDA, and CPUs "
-                        "with AVX512-BF16 or AMX, 1.8x faster there; off elsewhere)")
-    r.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every,
-                   help=f"steps between resume checkpoints (default {d.checkpoint_every})")
-    r.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size,
-                   help=f"clips per evaluation batch (default {d.eval_batch_size})")
-    r.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads (default: torch's choice)")
-    r.add_argument("--stop-after", type=int, default=None,
-                   help="run at most this many steps in this process, save and exit (time-limited jobs); "
-                        "rerun the same command to continue")
+    add_config_arguments(parser, TrainConfig())
+    parser.add_argument("--stop-after", type=int, default=None,
+                        help="run at most this many steps in this process, save and exit (time-limited jobs); "
+                             "rerun the same command to continue")
     t = parser.add_argument_group("MLflow")
     t.add_argument("--no-mlflow", action="store_true", help=f"no tracking at all (also: {tracking.SWITCH_ENV}=off)")
     t.add_argument("--experiment", default="mol", help="MLflow experiment name (default mol)")
@@ -659,9 +625,56 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         "with the local store, the server's choice otherwise)")
 
 
-def run(args: argparse.Namespace) -> int:
+def add_config_arguments(parser: argparse.ArgumentParser, d: TrainConfig, exclude: tuple[str, ...] = ()) -> None:
+    """Every TrainConfig field as an option with `d`'s value as default, except the fields in `exclude`;
+    `config_from_args` turns the parsed options back into a TrainConfig."""
+    def add(group, flag: str, **kwargs) -> None:
+        if flag.removeprefix("--").replace("-", "_") not in exclude:
+            group.add_argument(flag, **kwargs)
+
+    g = parser.add_argument_group("schedule (decides the result)")
+    add(g, "--lr", type=float, default=d.lr, help=f"AdamW learning rate (default {d.lr})")
+    add(g, "--weight-decay", type=float, default=d.weight_decay, help=f"AdamW weight decay (default {d.weight_decay})")
+    add(g, "--batch-size", type=int, default=d.batch_size, help=f"clips per step (default {d.batch_size})")
+    add(g, "--steps", type=int, default=d.steps, help=f"optimizer steps per fold (default {d.steps})")
+    add(g, "--flow-weight", type=float, default=d.flow_weight,
+           help=f"weight of the optical-flow loss; 0 = no flow supervision (default {d.flow_weight})")
+    add(g, "--landmark-weight", type=float, default=d.landmark_weight,
+           help=f"weight of the landmark loss; 0 = no landmark supervision (default {d.landmark_weight})")
+    add(g, "--mer-weight", type=float, default=d.mer_weight,
+           help=f"weight of the expression cross-entropy (default {d.mer_weight})")
+    add(g, "--neighbors", type=int, default=d.neighbors, help=f"graph neighbours k in CCC (default {d.neighbors})")
+    add(g, "--seed", type=int, default=d.seed, help=f"seed of initial weights, batches and dropout (default {d.seed})")
+    add(g, "--balance", choices=BALANCE, default=d.balance,
+           help="against collapse to one class: 'sampler' draws class-balanced batches, 'loss' weights "
+                f"the cross-entropy by inverse class frequency (default {d.balance})")
+    add(g, "--val-subjects", type=int, default=d.val_subjects,
+           help="hold out this many TRAINING subjects per fold and keep the step scoring best on them "
+                "(honest model selection; default 0 = keep the final step)")
+    add(g, "--select-on-test", action="store_true",
+           help="LEAKS TEST DATA: keep the step with the best score on the test subject, as the official "
+                "code does; only to reproduce published numbers, never to report a result")
+    add(g, "--eval-every", type=int, default=d.eval_every,
+           help=f"steps between selection evaluations with --val-subjects/--select-on-test (default {d.eval_every})")
+    r = parser.add_argument_group("execution (how it runs, not the schedule)")
+    add(r, "--device", default=d.device, help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
+    add(r, "--amp", action=argparse.BooleanOptionalAction, default=None,
+           help="bfloat16 autocast (default: on where the device runs bf16 natively: CUDA, and CPUs "
+                "with AVX512-BF16 or AMX, 1.8x faster there; off elsewhere)")
+    add(r, "--checkpoint-every", type=int, default=d.checkpoint_every,
+           help=f"steps between resume checkpoints (default {d.checkpoint_every})")
+    add(r, "--eval-batch-size", type=int, default=d.eval_batch_size,
+           help=f"clips per evaluation batch (default {d.eval_batch_size})")
+    add(r, "--threads", type=int, default=d.threads, help="torch CPU threads (default: torch's choice)")
+
+
+def config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
     names = [f.name for f in dataclasses.fields(TrainConfig)]
-    config = TrainConfig(**{n: getattr(args, n) for n in names})
+    return TrainConfig(**({n: getattr(args, n) for n in names if hasattr(args, n)} | overrides))
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
     results = train(args.clips, args.folds, args.out, fold=None if args.all else args.fold, config=config,
                     track=not args.no_mlflow, experiment=args.experiment, parent_run_id=args.parent_run_id,
                     artifact_location=args.artifact_location, stop_after=args.stop_after)

@@ -275,3 +275,31 @@ def test_bf16_is_the_default_only_where_it_is_native(monkeypatch):
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
     assert native_bf16(cpu) and components.train.Trainer(TINY, 2, cpu, None).amp
     assert not components.train.Trainer(dataclasses.replace(TINY, amp=False), 2, cpu, None).amp  # --no-amp
+
+
+def test_ablation_compares_joint_and_mer_only_on_the_same_folds(tmp_path, capsys, monkeypatch):
+    """`mol bench ablation`: per seed one joint and one MER-only training (loss weights the only difference),
+    pooled as `mol evaluate` pools them; a rerun reuses the finished folds."""
+    monkeypatch.setenv("MOL_TRACKING", "off")
+    rows = write_clip_set(tmp_path / "clips", subjects=("s1", "s2"))
+    write_loso_folds(tmp_path / "folds.json", rows, CLASSES)
+    command = ["bench", "ablation", "--clips", str(tmp_path / "clips"), "--folds", str(tmp_path / "folds.json"),
+               "--out", str(tmp_path / "ablation"), "--seeds", "3", "--steps", "1", "--batch-size", "1"]
+    assert main(command) == 0
+    printed = capsys.readouterr().out
+    for arm, weights in (("joint", (10.0, 0.1)), ("MER-only", (0.0, 0.0))):
+        for fold in (0, 1):
+            metrics = json.loads((tmp_path / f"ablation/{arm}-seed3/fold_{fold:02d}/metrics.json").read_text())
+            assert (metrics["config"]["flow_weight"], metrics["config"]["landmark_weight"]) == weights
+            assert metrics["config"]["seed"] == 3 and metrics["config"]["steps"] == 1
+        pooled = json.loads((tmp_path / f"ablation/{arm}-seed3/evaluation/metrics.json").read_text())
+        assert f"| {arm} | 3 | {pooled['uf1']:.3f} | {pooled['uar']:.3f} |" in printed
+        assert f"| **{arm}, mean ± sd** | 1 seeds |" in printed
+    log = pd.read_csv(tmp_path / "ablation/MER-only-seed3/fold_00/train_log.csv")
+    np.testing.assert_allclose(log["total"], log["mer"])  # the auxiliary losses are computed, not trained
+    assert (log["flow"] > 0).all()
+
+    assert main(command) == 0
+    assert capsys.readouterr().out.count("is finished") == 4
+    assert main([*command[:-6], "--seeds", "1,1"]) == 2
+    assert "repeats a seed" in capsys.readouterr().err

@@ -1,0 +1,79 @@
+"""`mol bench ablation`: joint training (MER + flow + landmarks) against MER-only training (flow and
+landmark weights 0), on the same clips and folds, for several seeds, pooled over the folds as
+`mol evaluate` pools them.
+
+Both arms share every other setting and, per seed, the initial weights and the batches (both are pure
+functions of the seed: components/train.py), so the loss weights are the only difference. Each
+(arm, seed) is one `mol train --all` into OUT/<arm>-seed<S>/ followed by `mol evaluate` of it, without
+MLflow or registration; finished folds are reused, so an interrupted comparison continues where it
+stopped. Prints one row per run and the mean +- standard deviation per arm (markdown).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from components.errors import UserError
+from components.evaluate import evaluate
+from components.train import TrainConfig, add_config_arguments, config_from_args, train
+
+LAPTOP = TrainConfig(steps=32, batch_size=4, lr=3e-4, balance="sampler")
+ARMS = {"joint": {}, "MER-only": {"flow_weight": 0.0, "landmark_weight": 0.0}}
+COLUMNS = ("uf1", "uar", "acc", "clip_uf1", "flow_epe", "landmark_nme")
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--clips", default="data/clips", help="clip files of `mol labels` (default data/clips)")
+    parser.add_argument("--folds", default="data/folds.json", help="FOLDS.json of `mol split` (default data/folds.json)")
+    parser.add_argument("--out", default="runs/ablation", help="one folder per arm and seed (default runs/ablation)")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    # every `mol train` option, for both arms (the MER-only arm then zeroes the two auxiliary weights);
+    # defaults: the laptop schedule of params.yaml
+    add_config_arguments(parser, LAPTOP, exclude=("seed",))
+
+
+def parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(f"--seeds {text!r} is not a comma-separated list of integers, e.g. 0,1,2") from None
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"--seeds {text} repeats a seed; list each once")
+    return seeds
+
+
+def run_arm(args: argparse.Namespace, arm: str, seed: int) -> dict:
+    """Train every fold of one (arm, seed) and pool it: the table row."""
+    config = config_from_args(args, seed=seed, **ARMS[arm])
+    out = Path(args.out) / f"{arm}-seed{seed}"
+    train(args.clips, args.folds, out, config=config, track=False)
+    pooled = evaluate(out, out / "evaluation", register=False, track=False)
+    return {"arm": arm, "seed": seed, "uf1": pooled["uf1"], "uar": pooled["uar"], "acc": pooled["acc"],
+            "clip_uf1": pooled["clip"]["uf1"], "flow_epe": pooled["flow_epe"], "landmark_nme": pooled["landmark_nme"],
+            "collapsed": pooled["collapsed"]}
+
+
+def format_table(rows: list[dict]) -> str:
+    header = "| arm | seed | video UF1 | video UAR | video acc | clip UF1 | flow EPE (px) | landmark NME | collapsed |"
+    lines = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['arm']} | {r['seed']} | " + " | ".join(f"{r[c]:.3f}" for c in COLUMNS)
+                     + f" | {'yes' if r['collapsed'] else 'no'} |")
+    for arm in ARMS:
+        mine = [r for r in rows if r["arm"] == arm]
+        if mine:
+            cells = [f"{np.mean([r[c] for r in mine]):.3f} ± {np.std([r[c] for r in mine]):.3f}" for c in COLUMNS]
+            lines.append(f"| **{arm}, mean ± sd** | {len(mine)} seeds | " + " | ".join(cells)
+                         + f" | {sum(r['collapsed'] for r in mine)} of {len(mine)} |")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    seeds = parse_seeds(args.seeds)
+    rows = [run_arm(args, arm, seed) for seed in seeds for arm in ARMS]
+    print(f"\njoint vs MER-only: {args.steps} steps of batch {args.batch_size} per fold, lr {args.lr}, "
+          f"balance {args.balance}; video-level metrics pooled over the folds of {args.folds}")
+    print(format_table(rows))
+    return 0
