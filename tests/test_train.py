@@ -295,6 +295,9 @@ def test_ablation_compares_joint_and_mer_only_on_the_same_folds(tmp_path, capsys
         pooled = json.loads((tmp_path / f"ablation/{arm}-seed3/evaluation/metrics.json").read_text())
         assert f"| {arm} | 3 | {pooled['uf1']:.3f} | {pooled['uar']:.3f} |" in printed
         assert f"| **{arm}, mean ± sd** | 1 seeds |" in printed
+        collapsed = sum(json.loads((tmp_path / f"ablation/{arm}-seed3/fold_{k:02d}/metrics.json").read_text())
+                        ["collapsed"] for k in (0, 1))
+        assert f"| {collapsed} of 2 |" in printed
     log = pd.read_csv(tmp_path / "ablation/MER-only-seed3/fold_00/train_log.csv")
     np.testing.assert_allclose(log["total"], log["mer"])  # the auxiliary losses are computed, not trained
     assert (log["flow"] > 0).all()
