@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -306,3 +307,12 @@ def test_ablation_compares_joint_and_mer_only_on_the_same_folds(tmp_path, capsys
     assert capsys.readouterr().out.count("is finished") == 4
     assert main([*command[:-6], "--seeds", "1,1"]) == 2
     assert "repeats a seed" in capsys.readouterr().err
+
+
+def test_ablation_defaults_are_the_laptop_schedule_of_params_yaml():
+    import yaml
+
+    from benchmarks.ablation import LAPTOP
+    schedule = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["train"]
+    for key in ("steps", "batch_size", "lr", "weight_decay", "flow_weight", "landmark_weight", "balance"):
+        assert getattr(LAPTOP, key) == schedule[key], key
