@@ -15,8 +15,8 @@ from safetensors.torch import load_file
 
 from components.checkpoint import load_model, read_config
 from components.cli import main
-from components.devices import native_bf16
 from components.clips import load_clips
+from components.devices import native_bf16
 from components.errors import UserError
 from components.evaluate import evaluate, level_summary
 from components.train import BatchSampler, TrainConfig, class_weights, hold_out_validation, train
