@@ -6,9 +6,9 @@ inference is a forward pass in eval mode under `torch.inference_mode`. FLOPs are
 `torch.utils.flop_counter.FlopCounterMode` (convolutions and matrix products; elementwise work is not
 counted), so "roof share" = counted FLOP/s / the GFLOP/s of one 4096^2 matrix product in the row's
 precision, timed in each row's process right before and after its steps; the best of all those timings
-in the run (per device and precision) is the roof (other work on a shared machine can only slow a measurement
-down). Timings are the best of `--steps` repetitions after `--warmup`, for the same reason; the load
-average is printed with the table.
+in the run (per device and precision) is the roof (other work on a shared machine can only slow a
+measurement down). Timings are the best of `--steps` repetitions after `--warmup`, for the same reason;
+the load average is printed with the table.
 
 Every row runs in a fresh process, so rows do not share allocator state. Memory: on CUDA, peak allocated
 bytes above those allocated before the first step; on the CPU, the process's peak resident set size

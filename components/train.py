@@ -610,10 +610,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--fold", type=int, help="train only this fold (its index in FOLDS.json), e.g. one pod per fold")
     which.add_argument("--all", action="store_true", help="train every fold, one after the other")
     parser.add_argument("--out", required=True, help="output folder; fold K goes to OUT/fold_KK/")
-    add_config_arguments(parser, TrainConfig())
-    parser.add_argument("--stop-after", type=int, default=None,
-                        help="run at most this many steps in this process, save and exit (time-limited jobs); "
-                             "rerun the same command to continue")
+    execution = add_config_arguments(parser, TrainConfig())
+    execution.add_argument("--stop-after", type=int, default=None,
+                           help="run at most this many steps in this process, save and exit (time-limited jobs); "
+                                "rerun the same command to continue")
     t = parser.add_argument_group("MLflow")
     t.add_argument("--no-mlflow", action="store_true", help=f"no tracking at all (also: {tracking.SWITCH_ENV}=off)")
     t.add_argument("--experiment", default="mol", help="MLflow experiment name (default mol)")
@@ -625,9 +625,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         "with the local store, the server's choice otherwise)")
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, d: TrainConfig, exclude: tuple[str, ...] = ()) -> None:
+def add_config_arguments(parser: argparse.ArgumentParser, d: TrainConfig,
+                         exclude: tuple[str, ...] = ()) -> argparse._ArgumentGroup:
     """Every TrainConfig field as an option with `d`'s value as default, except the fields in `exclude`;
-    `config_from_args` turns the parsed options back into a TrainConfig."""
+    `config_from_args` turns the parsed options back into a TrainConfig. Returns the execution group."""
     def add(group, flag: str, **kwargs) -> None:
         if flag.removeprefix("--").replace("-", "_") not in exclude:
             group.add_argument(flag, **kwargs)
@@ -666,6 +667,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, d: TrainConfig, exclud
     add(r, "--eval-batch-size", type=int, default=d.eval_batch_size,
            help=f"clips per evaluation batch (default {d.eval_batch_size})")
     add(r, "--threads", type=int, default=d.threads, help="torch CPU threads (default: torch's choice)")
+    return r
 
 
 def config_from_args(args: argparse.Namespace, **overrides) -> TrainConfig:
