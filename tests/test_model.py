@@ -89,9 +89,13 @@ def test_bfloat16_autocast_on_cpu(model, video, output):
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(video)
     assert out.flow.dtype == torch.bfloat16
-    for low, ref in zip(out, output):
-        assert torch.isfinite(low.float()).all()
-        assert (low.float() - ref).abs().max() < 0.1 * ref.abs().max() + 0.05
+    assert torch.isfinite(out.flow.float()).all()
+    assert (out.flow.float() - output.flow).abs().max() < 0.1 * output.flow.abs().max() + 0.05
+    # Only the flow decoder runs in bf16: the expression and landmark path is the float32 computation
+    # (in bf16 its rounding noise is three times the frame-to-frame change the MER head reads).
+    assert out.logits.dtype == out.landmarks.dtype == torch.float32
+    torch.testing.assert_close(out.logits, output.logits)
+    torch.testing.assert_close(out.landmarks, output.landmarks)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
