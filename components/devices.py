@@ -29,3 +29,9 @@ def native_bf16(device: torch.device) -> bool:
         probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
         return any(getattr(torch.cpu, probe, lambda: False)() for probe in probes)
     return False
+
+
+def bf16_autocast(device: torch.device, enabled: bool | None = None) -> torch.autocast:
+    """bfloat16 autocast on `device`, by default on exactly where bf16 is native. Inside it MOL runs only
+    its flow decoder in bf16 (94% of the FLOPs); logits and landmarks are the float32 ones."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=native_bf16(device) if enabled is None else enabled)

@@ -31,7 +31,7 @@ from components import visualize as vis
 from components.align import AlignedVideo, RejectedVideo, align_frames, read_gray
 from components.checkpoint import load_model
 from components.datasets import frame_number, list_frames
-from components.devices import pick_device
+from components.devices import bf16_autocast, native_bf16, pick_device
 from components.datasets.manifest import IMAGE_SUFFIXES
 from components.errors import UserError
 from components.fileio import atomic_path, write_json, write_npz, write_text
@@ -148,6 +148,7 @@ def predict(input: str | Path, model: str | None = None, out: str | Path | None 
                    "probabilities": _named(clip_probs[j], names)} for j in range(len(clips))],
         "picture_clip": shown,
         "device": str(predictor.device),
+        "precision": "bf16 autocast (flow decoder)" if native_bf16(predictor.device) else "fp32",
         "out": str(out),
         "files": {"prediction": "prediction.json", "outputs": "outputs.npz"},
     }
@@ -339,7 +340,7 @@ def run_model(predictor: Predictor, video: np.ndarray, batch_size: int = 4,
     """uint8 clips [S, 8, 128, 128] -> logits [S, C], flow [S, 7, 2, 128, 128], landmarks [S, 7, 68, 2]."""
     outputs = []
     starts = range(0, len(video), batch_size)
-    with torch.inference_mode():
+    with torch.inference_mode(), bf16_autocast(predictor.device):  # bf16 only in the flow decoder
         for first in tqdm(starts, "predict", unit="batch", disable=not progress, leave=False, delay=1):
             batch = torch.from_numpy(np.ascontiguousarray(video[first:first + batch_size]))[:, None]  # [B,1,8,H,W]
             out = predictor.model(normalize_video(batch).to(predictor.device))

@@ -45,6 +45,7 @@ class MOLPyfunc(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: np.ndarray, params: dict | None = None) -> pd.DataFrame:
         """model_input: uint8 [B, 1, 8, 128, 128] grey levels -> DataFrame [B, C + 1]."""
+        from components.devices import bf16_autocast
         from mol_model.normalize import normalize_video
 
         clips = np.asarray(model_input)
@@ -52,7 +53,7 @@ class MOLPyfunc(mlflow.pyfunc.PythonModel):
             raise ValueError(f"expected uint8 clips [B, {', '.join(map(str, CLIP_SHAPE))}], "
                              f"got {clips.dtype} {list(clips.shape)}")
         probabilities = []
-        with torch.inference_mode():
+        with torch.inference_mode(), bf16_autocast(self.device):  # logits stay float32 (mol_model/model.py)
             for first in range(0, len(clips), self.batch_size):
                 batch = normalize_video(torch.from_numpy(clips[first:first + self.batch_size])).to(self.device)
                 probabilities.append(torch.softmax(self.model(batch).logits.float(), dim=-1).cpu().numpy())

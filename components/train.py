@@ -41,7 +41,7 @@ from tqdm import tqdm
 from components import tracking
 from components.checkpoint import save_model
 from components.clips import ClipSet, check_clips_dir, load_clips
-from components.devices import native_bf16, pick_device
+from components.devices import bf16_autocast, native_bf16, pick_device
 from components.errors import UserError
 from components.evaluate import collapse_message, level_summary, video_logits
 from components.fileio import atomic_path, write_csv, write_json, write_npz, write_text
@@ -180,7 +180,7 @@ class Trainer:
         self.class_weights = None if weights is None else weights.to(device)
 
     def _autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+        return bf16_autocast(self.device, self.amp)
 
     def losses(self, batch: dict[str, torch.Tensor], out: MOLOutput) -> dict[str, torch.Tensor]:
         c = self.config

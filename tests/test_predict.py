@@ -16,6 +16,7 @@ from PIL import Image
 
 from components.checkpoint import load_model, save_model
 from components.cli import main
+from components.devices import native_bf16
 from components.errors import UserError
 from components.predict import format_text, load_predictor, predict
 from face_video import astronaut_face, manifest_row, write_manifest, write_video
@@ -72,6 +73,8 @@ def test_prediction_json_probabilities_and_clips(video_result, model_file, face_
     result, out = video_result
     assert json.loads((out / "prediction.json").read_text()) == result
     assert result["class_names"] == CLASS_NAMES and result["model"] == str(model_file)
+    # bf16 autocast (flow decoder only) exactly where it is native, as in training
+    assert result["precision"] == ("bf16 autocast (flow decoder)" if native_bf16(torch.device("cpu")) else "fp32")
     assert result["frames"] == {"count": N_FRAMES, "first": 0, "last": N_FRAMES - 1, "stride": 2, "without_face": 0}
     assert [c["frame_numbers"] for c in result["clips"]] == [list(range(0, 16, 2)), list(range(1, 16, 2))]
     assert sum(result["probabilities"].values()) == pytest.approx(1, abs=1e-5)
