@@ -85,7 +85,7 @@ class MOL(nn.Module):
         # rounding flips the graph step's nearest neighbours from frame to frame, a noise 3x that signal.
         # The flow decoder is 94% of the FLOPs, so bf16 keeps nearly all its speed-up.
         with torch.autocast(video.device.type, enabled=False):
-            feats = self.frame_encoder(frames.float())  # [T*B, 128, 16, 16]
+            feats = self.frame_encoder(frames)  # [T*B, 128, 16, 16]
             first, second = split_pairs(feats, b)  # [M, 128, 16, 16] each, M = (T-1)*B pairs
             first, second = self.f5c_first(first), self.f5c_second(second)
             landmarks = self.landmark_head(second)  # [M, 136]
