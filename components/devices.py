@@ -35,3 +35,8 @@ def bf16_autocast(device: torch.device, enabled: bool | None = None) -> torch.au
     """bfloat16 autocast on `device`, by default on exactly where bf16 is native. Inside it MOL runs only
     its flow decoder in bf16 (94% of the FLOPs); logits and landmarks are the float32 ones."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=native_bf16(device) if enabled is None else enabled)
+
+
+def precision_label(bf16: bool) -> str:
+    """How a run's numbers were computed, as metrics.json and prediction.json record it."""
+    return "bf16 autocast (flow decoder)" if bf16 else "fp32"

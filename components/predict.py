@@ -31,7 +31,7 @@ from components import visualize as vis
 from components.align import AlignedVideo, RejectedVideo, align_frames, read_gray
 from components.checkpoint import load_model
 from components.datasets import frame_number, list_frames
-from components.devices import bf16_autocast, native_bf16, pick_device
+from components.devices import bf16_autocast, native_bf16, pick_device, precision_label
 from components.datasets.manifest import IMAGE_SUFFIXES
 from components.errors import UserError
 from components.fileio import atomic_path, write_json, write_npz, write_text
@@ -148,7 +148,7 @@ def predict(input: str | Path, model: str | None = None, out: str | Path | None 
                    "probabilities": _named(clip_probs[j], names)} for j in range(len(clips))],
         "picture_clip": shown,
         "device": str(predictor.device),
-        "precision": "bf16 autocast (flow decoder)" if native_bf16(predictor.device) else "fp32",
+        "precision": precision_label(native_bf16(predictor.device)),
         "out": str(out),
         "files": {"prediction": "prediction.json", "outputs": "outputs.npz"},
     }

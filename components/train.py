@@ -41,7 +41,7 @@ from tqdm import tqdm
 from components import tracking
 from components.checkpoint import save_model
 from components.clips import ClipSet, check_clips_dir, load_clips
-from components.devices import bf16_autocast, native_bf16, pick_device
+from components.devices import bf16_autocast, native_bf16, pick_device, precision_label
 from components.errors import UserError
 from components.evaluate import collapse_message, level_summary, video_logits
 from components.fileio import atomic_path, write_csv, write_json, write_npz, write_text
@@ -497,7 +497,7 @@ def _finish_fold(trainer: Trainer, test_set: ClipSet, folds_doc: dict, info: dic
         "n_test_clips": len(test_set), "n_test_videos": len(test_set.sample_ids),
         "train_seconds": round(fold_state.seconds, 2),
         "train_clips_per_second": round(config.steps * config.batch_size / max(fold_state.seconds, 1e-9), 3),
-        "device": str(trainer.device), "precision": "bf16 autocast" if trainer.amp else "fp32",
+        "device": str(trainer.device), "precision": precision_label(trainer.amp),
         "predictions": predictions, "config": config.result_fields(),
     }
     save_model(where / "model.safetensors", trainer.model, {

@@ -92,7 +92,7 @@ def test_fold_outputs_follow_the_contract(data, store, straight, capsys):
     model, _ = load_model(fold / "model.safetensors")
     test = load_clips(data / "clips", ["syn/s2/c0v0", "syn/s2/c1v0"], "eval", 2)
     # by default training runs in bf16 autocast exactly where the CPU does bf16 natively
-    assert metrics["precision"] == ("bf16 autocast" if BF16 else "fp32") and metrics["device"] == "cpu"
+    assert metrics["precision"] == ("bf16 autocast (flow decoder)" if BF16 else "fp32") and metrics["device"] == "cpu"
     logits = as_trained(model, test.batch(np.arange(2))["video"]).logits
     probabilities = torch.softmax(logits.float(), 1).numpy()  # one eval clip per video: video = clip
     reported = np.array([p["probabilities"] for p in metrics["predictions"]])
