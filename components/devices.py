@@ -21,7 +21,7 @@ def pick_device(name: str) -> torch.device:
 
 def native_bf16(device: torch.device) -> bool:
     """Whether bfloat16 autocast runs natively here (and so faster than float32): CUDA GPUs that support
-    it, and CPUs with AVX512-BF16 or AMX (1.8x per training step measured on an AVX512-BF16 CPU).
+    it, and CPUs with AVX512-BF16 or AMX (1.6-1.9x per training step measured on an AVX512-BF16 CPU).
     Elsewhere bf16 would be emulated, slower than float32."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()

@@ -38,8 +38,9 @@ class MOLPyfunc(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context) -> None:
         from components.checkpoint import load_model
+        from components.devices import pick_device
 
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = pick_device("auto")
         self.model, config = load_model(context.artifacts["model"], self.device)
         self.class_names = class_names(config)
 

@@ -660,8 +660,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, d: TrainConfig,
     r = parser.add_argument_group("execution (how it runs, not the schedule)")
     add(r, "--device", default=d.device, help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
     add(r, "--amp", action=argparse.BooleanOptionalAction, default=None,
-           help="bfloat16 autocast (default: on where the device runs bf16 natively: CUDA, and CPUs "
-                "with AVX512-BF16 or AMX, 1.8x faster there; off elsewhere)")
+           help="bfloat16 autocast of the flow decoder; the expression path stays float32 (default: on "
+                "where the device runs bf16 natively: CUDA, and CPUs with AVX512-BF16 or AMX, 1.6-1.9x "
+                "faster there; off elsewhere)")
     add(r, "--checkpoint-every", type=int, default=d.checkpoint_every,
            help=f"steps between resume checkpoints (default {d.checkpoint_every})")
     add(r, "--eval-batch-size", type=int, default=d.eval_batch_size,
