@@ -43,6 +43,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu"):
     from mol_model import MOL
 
     config = read_config(path)
-    model = MOL(num_classes=int(config["num_classes"]), neighbors=int(config.get("neighbors", 4)))
+    model = MOL(num_classes=int(config["num_classes"]), neighbors=int(config.get("neighbors", 4)),
+                mer_input=config.get("mer_input", "official"))
     model.load_state_dict(load_file(str(path)), strict=True)
     return model.to(device).eval(), config

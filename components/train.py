@@ -47,6 +47,7 @@ from components.evaluate import collapse_message, level_summary, video_logits
 from components.fileio import atomic_path, write_csv, write_json, write_npz, write_text
 from components.plots import confusion_matrix_figure, training_curves_figure
 from mol_model import MOL, MOLOutput
+from mol_model.model import MER_INPUTS
 from mol_model.losses import mol_loss
 from mol_model.memory import keep_freed_memory
 from mol_model.metrics import flow_epe, landmark_nme
@@ -71,6 +72,8 @@ class TrainConfig:
     landmark_weight: float = 0.1
     mer_weight: float = 1.0
     neighbors: int = 4
+    mer_input: str = "official"  # official | motion (mol_model.model.motion_features)
+    mer_dropout: float = 0.5  # the official MER head's; training only
     seed: int = 0
     balance: str = "none"  # none | sampler (class-balanced batches) | loss (class-weighted cross-entropy)
     select_on_test: bool = False  # official, leaky protocol
@@ -108,6 +111,8 @@ class TrainConfig:
         return "best-on-validation" if self.val_subjects > 0 else "final"
 
     def validate(self) -> None:
+        if self.mer_input not in MER_INPUTS:
+            raise UserError(f"--mer-input {self.mer_input} is unknown; choose one of {', '.join(MER_INPUTS)}")
         if self.balance not in BALANCE:
             raise UserError(f"--balance {self.balance} is unknown; choose one of {', '.join(BALANCE)}")
         if self.select_on_test and self.val_subjects > 0:
@@ -115,6 +120,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "eval_every", "checkpoint_every", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+        if not 0 <= self.mer_dropout < 1:
+            raise UserError(f"--mer-dropout {self.mer_dropout} must be in [0, 1)")
         if min(self.flow_weight, self.landmark_weight, self.mer_weight, self.lr, self.weight_decay) < 0:
             raise UserError("loss weights, --lr and --weight-decay must not be negative")
 
@@ -173,7 +180,8 @@ class Trainer:
         self.config, self.device = config, device
         self.amp = native_bf16(device) if config.amp is None else config.amp
         torch.manual_seed(config.seed)  # same initial weights for every fold and every process
-        self.model = MOL(num_classes=num_classes, neighbors=config.neighbors).to(device)
+        self.model = MOL(num_classes=num_classes, neighbors=config.neighbors, mer_input=config.mer_input,
+                         mer_dropout=config.mer_dropout).to(device)
         # fused: one kernel for all parameters, ~5x faster than the per-tensor loop on the CPU too.
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                            fused=True)
@@ -501,7 +509,8 @@ def _finish_fold(trainer: Trainer, test_set: ClipSet, folds_doc: dict, info: dic
         "predictions": predictions, "config": config.result_fields(),
     }
     save_model(where / "model.safetensors", trainer.model, {
-        "num_classes": num_classes, "neighbors": config.neighbors, "class_names": class_names,
+        "num_classes": num_classes, "neighbors": config.neighbors, "mer_input": config.mer_input,
+        "class_names": class_names,
         "normalization": NORMALIZATION, "fold": info["fold"], "test_subject": info["test_subject"],
         "steps": config.steps, "selection": config.selection, "selected_step": selected_step, "seed": config.seed,
         "flow_weight": config.flow_weight, "landmark_weight": config.landmark_weight})
@@ -645,6 +654,12 @@ def add_config_arguments(parser: argparse.ArgumentParser, d: TrainConfig,
     add(g, "--mer-weight", type=float, default=d.mer_weight,
            help=f"weight of the expression cross-entropy (default {d.mer_weight})")
     add(g, "--neighbors", type=int, default=d.neighbors, help=f"graph neighbours k in CCC (default {d.neighbors})")
+    add(g, "--mer-input", choices=MER_INPUTS, default=d.mer_input,
+           help="what the expression head reads: 'official' (the paper's stacked features) or 'motion' (the same "
+                "minus each clip's mean over its frames, scaled per clip; parameter-free) (default "
+                f"{d.mer_input})")
+    add(g, "--mer-dropout", type=float, default=d.mer_dropout,
+           help=f"dropout of the expression head, training only (default {d.mer_dropout}, the official)")
     add(g, "--seed", type=int, default=d.seed, help=f"seed of initial weights, batches and dropout (default {d.seed})")
     add(g, "--balance", choices=BALANCE, default=d.balance,
            help="against collapse to one class: 'sampler' draws class-balanced batches, 'loss' weights "

@@ -28,6 +28,7 @@ from mol_model.heads import LandmarkHead, MERHead
 FEATURES = 128  # channels of the per-frame feature map
 FEATURE_SIZE = FRAME_SIZE // 8  # its height and width (16)
 LANDMARKS = 68
+MER_INPUTS = ("official", "motion")  # what the MER head reads: see motion_features
 
 
 class MOLOutput(NamedTuple):
@@ -59,16 +60,28 @@ def frame_encoder() -> nn.Sequential:
     )
 
 
+def motion_features(stacked: torch.Tensor) -> torch.Tensor:
+    """[B, T-1, 128, 16, 16, 2] pair features -> same, minus each clip's mean over its pairs and scaled to
+    unit variance per clip. The official MER input is mostly the subject's face, the same in every frame
+    (from clip to clip it varies by ~4% of its size at initialisation); what is left here is how the
+    features move, the expression. Parameter-free, so official weights load either way."""
+    moving = stacked - stacked.mean(dim=1, keepdim=True)
+    return moving / (moving.flatten(1).std(dim=1).view(-1, 1, 1, 1, 1, 1) + 1e-6)
+
+
 class MOL(nn.Module):
-    def __init__(self, num_classes: int = 5, neighbors: int = 4):
+    def __init__(self, num_classes: int = 5, neighbors: int = 4, mer_input: str = "official",
+                 mer_dropout: float = 0.5):
         super().__init__()
-        self.num_classes, self.neighbors = num_classes, neighbors
+        if mer_input not in MER_INPUTS:
+            raise ValueError(f"mer_input must be one of {MER_INPUTS}, got {mer_input!r}")
+        self.num_classes, self.neighbors, self.mer_input = num_classes, neighbors, mer_input
         self.frame_encoder = frame_encoder()
         self.f5c_first = F5C(neighbors)
         self.f5c_second = F5C(neighbors)
         self.flow = FlowDecoder(FEATURES)
         self.landmark_head = LandmarkHead(FEATURES, LANDMARKS)
-        self.mer_head = MERHead(num_classes, FEATURES)
+        self.mer_head = MERHead(num_classes, FEATURES, dropout=mer_dropout)
         # Run every 4-D activation channels-last (faster convolutions on the CPU with oneDNN, and the layout
         # tensor cores want). Frames have one channel, so their layout is ambiguous; channels-last weights
         # in the two convolutions that read them make their outputs channels-last, and each later layer
@@ -92,6 +105,8 @@ class MOL(nn.Module):
             # MER input: the 2(T-1) maps of a clip on a last axis, in the official order
             # (pair 0 first, pair 0 second, pair 1 first, ...).
             stacked = clip_major(torch.stack((first, second), dim=-1), b)  # [B, T-1, 128, 16, 16, 2]
+            if self.mer_input == "motion":
+                stacked = motion_features(stacked)
             stacked = stacked.permute(0, 2, 3, 4, 1, 5).flatten(4)  # [B, 128, 16, 16, 2(T-1)]
             logits = self.mer_head(stacked)
         flow = self.flow(frames, b, first, second)  # [M, 2, H, W]

@@ -97,8 +97,8 @@ def split_op(run_root: str, run_name: str, job_id: str, mode: str, k: int, seed:
 
 
 def parent_run_op(run_root: str, run_name: str, job_id: str, experiment: str, lr: float, weight_decay: float,
-                  batch_size: int, steps: int, flow_weight: float, landmark_weight: float, balance: str,
-                  seed: int, select_on_test: bool, val_subjects: int) -> str:
+                  batch_size: int, steps: int, flow_weight: float, landmark_weight: float, mer_input: str,
+                  mer_dropout: float, balance: str, seed: int, select_on_test: bool, val_subjects: int) -> str:
     """The parent MLflow run (the schedule as its params), made once before the fan-out and recorded in
     runs/parent_run_id.txt for the fold steps; returns its id ('' when MOL_TRACKING=off)."""
     from pathlib import Path
@@ -111,7 +111,8 @@ def parent_run_op(run_root: str, run_name: str, job_id: str, experiment: str, lr
     if not tracking.tracking_enabled():
         return ""
     config = TrainConfig(lr=lr, weight_decay=weight_decay, batch_size=batch_size, steps=steps,
-                         flow_weight=flow_weight, landmark_weight=landmark_weight, balance=balance, seed=seed,
+                         flow_weight=flow_weight, landmark_weight=landmark_weight, mer_input=mer_input,
+                         mer_dropout=mer_dropout, balance=balance, seed=seed,
                          select_on_test=select_on_test, val_subjects=val_subjects)
     folds = Path("data/folds.json")
     parent = parent_run(Path("runs"), folds, read_folds(folds), config, experiment, None, None)
@@ -121,8 +122,8 @@ def parent_run_op(run_root: str, run_name: str, job_id: str, experiment: str, lr
 
 def train_op(run_root: str, run_name: str, job_id: str, fold: int, experiment: str, lr: float,
              weight_decay: float, batch_size: int, steps: int, flow_weight: float, landmark_weight: float,
-             balance: str, seed: int, select_on_test: bool, val_subjects: int, device: str,
-             checkpoint_every: int) -> dict:
+             mer_input: str, mer_dropout: float, balance: str, seed: int, select_on_test: bool,
+             val_subjects: int, device: str, checkpoint_every: int) -> dict:
     """`mol train --fold K`: one fold -> runs/fold_KK/ (model.safetensors, metrics.json), as a child
     of the parent run in runs/parent_run_id.txt. A retried pod resumes from the fold's last checkpoint."""
     from components.train import TrainConfig, train
@@ -130,7 +131,8 @@ def train_op(run_root: str, run_name: str, job_id: str, fold: int, experiment: s
 
     enter_run_folder(run_root, run_name, job_id)
     config = TrainConfig(lr=lr, weight_decay=weight_decay, batch_size=batch_size, steps=steps,
-                         flow_weight=flow_weight, landmark_weight=landmark_weight, balance=balance, seed=seed,
+                         flow_weight=flow_weight, landmark_weight=landmark_weight, mer_input=mer_input,
+                         mer_dropout=mer_dropout, balance=balance, seed=seed,
                          select_on_test=select_on_test, val_subjects=val_subjects, device=device,
                          checkpoint_every=checkpoint_every)
     [metrics] = train("data/clips", "data/folds.json", "runs", fold=fold, config=config, experiment=experiment)

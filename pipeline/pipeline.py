@@ -35,7 +35,8 @@ def build_pipeline(settings: KubeflowSettings):
         labels_flow: str, labels_train_crops: int, labels_seed: int, labels_workers: int,
         split_mode: str, split_k: int, split_seed: int,
         train_lr: float, train_weight_decay: float, train_batch_size: int, train_steps: int,
-        train_flow_weight: float, train_landmark_weight: float, train_balance: str, train_seed: int,
+        train_flow_weight: float, train_landmark_weight: float, train_mer_input: str,
+        train_mer_dropout: float, train_balance: str, train_seed: int,
         train_select_on_test: bool, train_val_subjects: int, train_device: str, train_checkpoint_every: int,
         evaluate_register: bool, mlflow_experiment: str,
     ) -> float:
@@ -53,8 +54,8 @@ def build_pipeline(settings: KubeflowSettings):
 
         schedule = dict(lr=train_lr, weight_decay=train_weight_decay, batch_size=train_batch_size,
                         steps=train_steps, flow_weight=train_flow_weight, landmark_weight=train_landmark_weight,
-                        balance=train_balance, seed=train_seed, select_on_test=train_select_on_test,
-                        val_subjects=train_val_subjects)
+                        mer_input=train_mer_input, mer_dropout=train_mer_dropout, balance=train_balance,
+                        seed=train_seed, select_on_test=train_select_on_test, val_subjects=train_val_subjects)
         parent = ops.parent_run_op(**where, experiment=mlflow_experiment, **schedule).after(split)
         with dsl.ParallelFor(split.output, parallelism=settings.parallelism) as fold:
             train = ops.train_op(**where, fold=fold, experiment=mlflow_experiment, device=train_device,

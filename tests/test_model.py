@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from mol_model import MOL, MOLOutput
 from mol_model.convs import Conv2d, ConvTranspose2d
+from mol_model.model import motion_features
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +61,29 @@ def test_each_pair_sees_only_its_frames(model, video, output):
     # landmarks t are those of frame t + 1 (the second frame of pair t)
     assert moved(out.landmarks, output.landmarks).tolist() == [False] * 4 + [True, False, False]
     assert not torch.allclose(out.logits, output.logits)
+
+
+def test_motion_features_keep_only_how_a_clip_moves():
+    stacked = torch.randn(3, 7, 4, 2, 2, 2, generator=torch.Generator().manual_seed(2))  # [B, T-1, C, H, W, 2]
+    moving = motion_features(stacked)
+    torch.testing.assert_close(moving.mean(dim=1), torch.zeros_like(moving[:, 0]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(moving.flatten(1).std(dim=1), torch.ones(3), atol=1e-5, rtol=0)
+    # the face (constant over the clip) and the clip's feature scale do not reach the MER head
+    face = torch.randn(3, 1, 4, 2, 2, 2, generator=torch.Generator().manual_seed(3))
+    scale = torch.tensor([0.1, 1.0, 30.0]).view(3, 1, 1, 1, 1, 1)
+    torch.testing.assert_close(motion_features(scale * stacked + face), moving, atol=1e-5, rtol=1e-5)
+
+
+def test_motion_input_changes_only_the_logits(model, video, output):
+    motion = MOL(num_classes=5, mer_input="motion").eval()
+    motion.load_state_dict(model.state_dict())  # same weights: the option adds none
+    with torch.no_grad():
+        out = motion(video)
+    torch.testing.assert_close(out.flow, output.flow)
+    torch.testing.assert_close(out.landmarks, output.landmarks)
+    assert not torch.allclose(out.logits, output.logits)
+    with pytest.raises(ValueError, match="mer_input"):
+        MOL(mer_input="flow")
 
 
 def test_rejects_wrong_input_shape(model):

@@ -211,6 +211,18 @@ def test_leaky_run_resumes_with_its_best_weights(data, leaky, tmp_path, capsys):
     assert "leaks test data" in capsys.readouterr().out  # the warning line, at every start
 
 
+def test_motion_input_is_trained_and_reloaded(data, tmp_path):
+    config = dataclasses.replace(TINY, mer_input="motion", mer_dropout=0.0)
+    [metrics] = train(data / "clips", data / "folds.json", tmp_path, fold=1, config=config, track=False)
+    assert metrics["config"]["mer_input"] == "motion" and metrics["config"]["mer_dropout"] == 0.0
+    model, saved = load_model(tmp_path / "fold_01/model.safetensors")
+    assert saved["mer_input"] == "motion" and model.mer_input == "motion"
+    with pytest.raises(UserError, match="--mer-input flow is unknown"):
+        dataclasses.replace(TINY, mer_input="flow").validate()
+    with pytest.raises(UserError, match="--mer-dropout 1.0 must be in"):
+        dataclasses.replace(TINY, mer_dropout=1.0).validate()
+
+
 def test_batch_sampler_is_a_function_of_the_step():
     labels = np.array([0, 0, 0, 0, 0, 0, 1, 1])
     plain = BatchSampler(labels, batch_size=3, seed=5, balanced=False)
