@@ -154,6 +154,14 @@ class BatchSampler:
         return np.array([self._permutation(p // self.n)[p % self.n] for p in positions])
 
 
+def collapse_remedies(config: TrainConfig) -> str:
+    """What to change when a fold predicts one class, given what this run already used."""
+    remedies = ["--balance sampler"] if config.balance == "none" else []
+    if config.mer_input == "official":
+        remedies.append("--mer-input motion --mer-dropout 0 --lr 1e-3")
+    return ", ".join(remedies + ["more --steps"])
+
+
 def class_weights(clip_labels: np.ndarray, num_classes: int) -> torch.Tensor:
     """Cross-entropy weights n / (classes present * n_c): every present class weighs the same in the loss."""
     counts = np.bincount(clip_labels, minlength=num_classes).astype(np.float64)
@@ -490,7 +498,7 @@ def _finish_fold(trainer: Trainer, test_set: ClipSet, folds_doc: dict, info: dic
                                                                      test_set.labels, probabilities))]
     collapse = collapse_message(test_set.clip_labels, clip_pred, class_names)
     if collapse:
-        print(f"train: WARNING: fold {info['fold']}: {collapse}; try --balance sampler or --balance loss")
+        print(f"train: WARNING: fold {info['fold']}: {collapse}; try {collapse_remedies(config)} (docs/training.md)")
     recent = fold_state.log[-10:]
     selected_step = fold_state.best["step"] if config.selecting else config.steps
     metrics = {

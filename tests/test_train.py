@@ -19,7 +19,8 @@ from components.clips import load_clips
 from components.devices import native_bf16
 from components.errors import UserError
 from components.evaluate import evaluate, level_summary
-from components.train import BatchSampler, TrainConfig, class_weights, hold_out_validation, train
+from components.train import (BatchSampler, TrainConfig, class_weights, collapse_remedies, hold_out_validation,
+                              train)
 from fixtures_clips import write_clip_set, write_loso_folds
 from mlflow_store import fresh_store
 
@@ -221,6 +222,12 @@ def test_motion_input_is_trained_and_reloaded(data, tmp_path):
         dataclasses.replace(TINY, mer_input="flow").validate()
     with pytest.raises(UserError, match="--mer-dropout 1.0 must be in"):
         dataclasses.replace(TINY, mer_dropout=1.0).validate()
+
+
+def test_collapse_remedies_follow_the_run():
+    assert collapse_remedies(TINY) == "--balance sampler, --mer-input motion --mer-dropout 0 --lr 1e-3, more --steps"
+    tuned = dataclasses.replace(TINY, balance="loss", mer_input="motion")
+    assert collapse_remedies(tuned) == "more --steps"
 
 
 def test_batch_sampler_is_a_function_of_the_step():
