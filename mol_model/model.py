@@ -8,7 +8,8 @@ Shapes for the default clip (B clips, T = 8 frames of 128 x 128, M = B * (T - 1)
        F5C block 2 on each pair's second frame              [M, 128, 16, 16] each
     -> flow decoder (raw frames + both F5C maps)            flow      [B, T-1, 2, 128, 128]
     -> landmark head (second frame of each pair)            landmarks [B, T-1, 68, 2]
-    -> MER head (the 2*(T-1) maps stacked in pair order)    logits    [B, num_classes]
+    -> MER head (the 2*(T-1) maps stacked in pair order;    logits    [B, num_classes]
+       mer_input='motion': centred over the clip first)
 
 All frames and pairs go through each layer in one batched call; the official code loops over pairs.
 """
