@@ -65,6 +65,14 @@ def collapse_message(y_true, y_pred, class_names: list[str]) -> str | None:
     return None
 
 
+def collapse_remedies(schedule: dict) -> str:
+    """What to change after a collapse, given the schedule the folds used (their metrics.json "config")."""
+    remedies = ["--balance sampler"] if schedule.get("balance", "none") == "none" else []
+    if schedule.get("mer_input", "official") == "official":
+        remedies.append("--mer-input motion --mer-dropout 0 --lr 1e-3")
+    return ", ".join(remedies + ["more --steps"]) + " (docs/training.md)"
+
+
 # ---------------------------------------------------------------------------------------------- reading runs
 
 def read_folds(runs: str | Path) -> tuple[list[dict], list[dict]]:
@@ -211,7 +219,8 @@ def evaluate(runs: str | Path, out: str | Path, register: bool = True, manifest:
     pooled = pool(folds, predictions, num_classes)
     collapse = collapse_message(predictions["label"], predictions["pred"], class_names)
     if collapse:
-        print(f"evaluate: WARNING: pooled over all folds, {collapse}; retrain with --balance sampler or loss")
+        print(f"evaluate: WARNING: pooled over all folds, {collapse}; retrain with "
+              f"{collapse_remedies(folds[0].get('config', {}))}")
     champion = best_fold(folds)
     headline = pooled["video"]
     metrics = {**{k: headline[k] for k in METRICS}, "flow_epe": pooled["flow_epe"],

@@ -43,7 +43,7 @@ from components.checkpoint import save_model
 from components.clips import ClipSet, check_clips_dir, load_clips
 from components.devices import bf16_autocast, native_bf16, pick_device, precision_label
 from components.errors import UserError
-from components.evaluate import collapse_message, level_summary, video_logits
+from components.evaluate import collapse_message, collapse_remedies, level_summary, video_logits
 from components.fileio import atomic_path, write_csv, write_json, write_npz, write_text
 from components.plots import confusion_matrix_figure, training_curves_figure
 from mol_model import MOL, MOLOutput
@@ -152,14 +152,6 @@ class BatchSampler:
             return np.random.default_rng([self.seed, step]).choice(self.n, self.batch_size, p=self.weights)
         positions = range(step * self.batch_size, (step + 1) * self.batch_size)
         return np.array([self._permutation(p // self.n)[p % self.n] for p in positions])
-
-
-def collapse_remedies(config: TrainConfig) -> str:
-    """What to change when a fold predicts one class, given what this run already used."""
-    remedies = ["--balance sampler"] if config.balance == "none" else []
-    if config.mer_input == "official":
-        remedies.append("--mer-input motion --mer-dropout 0 --lr 1e-3")
-    return ", ".join(remedies + ["more --steps"])
 
 
 def class_weights(clip_labels: np.ndarray, num_classes: int) -> torch.Tensor:
@@ -498,7 +490,7 @@ def _finish_fold(trainer: Trainer, test_set: ClipSet, folds_doc: dict, info: dic
                                                                      test_set.labels, probabilities))]
     collapse = collapse_message(test_set.clip_labels, clip_pred, class_names)
     if collapse:
-        print(f"train: WARNING: fold {info['fold']}: {collapse}; try {collapse_remedies(config)} (docs/training.md)")
+        print(f"train: WARNING: fold {info['fold']}: {collapse}; try {collapse_remedies(config.result_fields())}")
     recent = fold_state.log[-10:]
     selected_step = fold_state.best["step"] if config.selecting else config.steps
     metrics = {

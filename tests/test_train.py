@@ -18,9 +18,8 @@ from components.cli import main
 from components.clips import load_clips
 from components.devices import native_bf16
 from components.errors import UserError
-from components.evaluate import evaluate, level_summary
-from components.train import (BatchSampler, TrainConfig, class_weights, collapse_remedies, hold_out_validation,
-                              train)
+from components.evaluate import collapse_remedies, evaluate, level_summary
+from components.train import BatchSampler, TrainConfig, class_weights, hold_out_validation, train
 from fixtures_clips import write_clip_set, write_loso_folds
 from mlflow_store import fresh_store
 
@@ -225,9 +224,10 @@ def test_motion_input_is_trained_and_reloaded(data, tmp_path):
 
 
 def test_collapse_remedies_follow_the_run():
-    assert collapse_remedies(TINY) == "--balance sampler, --mer-input motion --mer-dropout 0 --lr 1e-3, more --steps"
+    assert collapse_remedies(TINY.result_fields()) == ("--balance sampler, --mer-input motion --mer-dropout 0 "
+                                                       "--lr 1e-3, more --steps (docs/training.md)")
     tuned = dataclasses.replace(TINY, balance="loss", mer_input="motion")
-    assert collapse_remedies(tuned) == "more --steps"
+    assert collapse_remedies(tuned.result_fields()) == "more --steps (docs/training.md)"
 
 
 def test_batch_sampler_is_a_function_of_the_step():
