@@ -4,6 +4,8 @@ Modes:
 - `loso`  leave one subject out: one fold per subject (the protocol of the MER literature).
 - `kfold` K folds grouped by subject (no person in both train and test), balanced by sample count.
 - `lodo`  leave one data set out (composite manifests: train on CASME II + SAMM, test on SMIC, ...).
+- `holdout` one fold only: the first of the `kfold` groups (about 1/K of the samples) is the test set.
+          A quick check that fits a laptop's time budget, not a cross-validation: its UF1 is one group's.
 
 Subjects are already data-set-prefixed in a composite manifest (`casme2/01`), so LOSO never mixes people.
 Rows whose label is outside the class set (negative, e.g. an unmapped emotion) are left out and said so.
@@ -21,7 +23,7 @@ from components.datasets import read_manifest
 from components.errors import UserError
 from components.fileio import write_json
 
-MODES = ("loso", "kfold", "lodo")
+MODES = ("loso", "kfold", "lodo", "holdout")
 
 
 def class_names_of(table: pd.DataFrame, num_classes: int | None) -> list[str]:
@@ -102,12 +104,14 @@ def split(manifest: str | Path, out: str | Path, mode: str = "loso", k: int = 5,
 
     if mode == "loso":
         groups = loso_groups(usable)
-    elif mode == "kfold":
+    elif mode in ("kfold", "holdout"):
         groups = kfold_groups(usable, k, seed)
     else:
         groups = lodo_groups(usable)
     if len(groups) < 2:
         raise UserError(f"--mode {mode} needs at least two groups of subjects; the manifest gives {len(groups)}")
+    if mode == "holdout":
+        groups = groups[:1]
 
     folds = []
     for group in groups:
@@ -119,7 +123,7 @@ def split(manifest: str | Path, out: str | Path, mode: str = "loso", k: int = 5,
     document = {"mode": mode, "num_classes": len(class_names), "class_names": class_names,
                 "seed": seed, "manifest_sha256": hashlib.sha256(Path(manifest).read_bytes()).hexdigest(),
                 "folds": folds}
-    if mode == "kfold":
+    if mode in ("kfold", "holdout"):
         document["k"] = k
     write_json(out, document)
     print(f"split: {len(folds)} {mode} folds over {usable['subject'].nunique()} subjects, "
@@ -132,9 +136,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="FOLDS.json to write")
     parser.add_argument("--mode", choices=MODES, default="loso",
                         help="loso: leave one subject out (default); kfold: K folds grouped by subject; "
-                             "lodo: leave one data set out")
-    parser.add_argument("--k", type=int, default=5, help="number of folds for --mode kfold (default 5)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the kfold subject shuffle (default 0)")
+                             "lodo: leave one data set out; holdout: one fold, the first kfold group is the test set")
+    parser.add_argument("--k", type=int, default=5,
+                        help="number of folds for --mode kfold; --mode holdout tests on 1/K of the samples (default 5)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the kfold/holdout subject shuffle (default 0)")
     parser.add_argument("--classes", type=int, default=None, dest="num_classes",
                         help="number of classes (default: largest label in the manifest + 1)")
     parser.add_argument("--subjects", nargs="+", default=None,

@@ -80,6 +80,20 @@ def test_kfold_balanced_grouped_and_deterministic(tmp_path):
         split(manifest, tmp_path / "c.json", mode="kfold", k=8)
 
 
+def test_holdout_is_the_first_kfold_fold_alone(tmp_path):
+    sizes = [5, 4, 3, 3, 2, 2, 1]
+    rows = [(f"d/s{s}/v{i}", "d", f"s{s}", i % 2) for s, n in enumerate(sizes) for i in range(n)]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    kfold = split(manifest, tmp_path / "k.json", mode="kfold", k=4, seed=2)
+    holdout = split(manifest, tmp_path / "h.json", mode="holdout", k=4, seed=2)
+    assert holdout["mode"] == "holdout" and holdout["k"] == 4
+    assert holdout["folds"] == kfold["folds"][:1]
+    fold = holdout["folds"][0]
+    assert len(fold["train"]) + len(fold["test"]) == 20 and len(fold["test"]) == 5  # about 1/4 of the samples
+    with pytest.raises(UserError, match="--k 1"):
+        split(manifest, tmp_path / "x.json", mode="holdout", k=1)
+
+
 def test_lodo(manifest, tmp_path):
     doc = split(manifest, tmp_path / "folds.json", mode="lodo")
     assert [(f["test_dataset"], f["test_subjects"]) for f in doc["folds"]] == [

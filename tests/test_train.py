@@ -333,5 +333,6 @@ def test_ablation_defaults_are_the_laptop_schedule_of_params_yaml():
 
     from benchmarks.ablation import LAPTOP
     schedule = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["train"]
-    for key in ("steps", "batch_size", "lr", "weight_decay", "flow_weight", "landmark_weight", "balance"):
+    for key in ("steps", "batch_size", "lr", "weight_decay", "flow_weight", "landmark_weight", "balance",
+                "mer_input", "mer_dropout"):
         assert getattr(LAPTOP, key) == schedule[key], key
