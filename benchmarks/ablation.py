@@ -21,7 +21,7 @@ from components.errors import UserError
 from components.evaluate import evaluate
 from components.train import TrainConfig, add_config_arguments, config_from_args, train
 
-LAPTOP = TrainConfig(steps=160, batch_size=8, lr=1e-3, balance="sampler", mer_input="motion", mer_dropout=0.0)
+LAPTOP = TrainConfig(steps=200, batch_size=8, lr=1e-3, balance="sampler", mer_input="motion", mer_dropout=0.0)
 ARMS = {"joint": {}, "MER-only": {"flow_weight": 0.0, "landmark_weight": 0.0}}
 COLUMNS = ("uf1", "uar", "acc", "clip_uf1", "flow_epe", "landmark_nme")
 

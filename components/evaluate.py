@@ -236,11 +236,12 @@ def evaluate(runs: str | Path, out: str | Path, register: bool = True, manifest:
 
     write_csv(out / "predictions.csv", predictions[["sample_id", "dataset", "subject", "fold", "actual", "predicted"]])
     table = fold_table(folds)
+    pooled_folds = f"{len(folds)} folds pooled" if len(folds) > 1 else "1 fold"
     write_csv(out / "per_fold.csv", table)
     confusion_matrix_figure(np.array(pooled["video"]["confusion_matrix"]), class_names, out / "confusion_matrix.png",
-                            f"{len(folds)} folds pooled, video level (UF1 {headline['uf1']:.3f}, UAR {headline['uar']:.3f})")
+                            f"{pooled_folds}, video level (UF1 {headline['uf1']:.3f}, UAR {headline['uar']:.3f})")
     confusion_matrix_figure(np.array(pooled["clip"]["confusion_matrix"]), class_names,
-                            out / "confusion_matrix_clip.png", f"{len(folds)} folds pooled, clip level")
+                            out / "confusion_matrix_clip.png", f"{pooled_folds}, clip level")
     per_fold_figure(table["test_subject"].tolist(), table["video_uf1"].tolist(), table["video_uar"].tolist(),
                     out / "per_fold.png", "video-level UF1 / UAR per fold (test subject)")
     pictured = samples_fold(folds, champion)
@@ -250,7 +251,7 @@ def evaluate(runs: str | Path, out: str | Path, register: bool = True, manifest:
     else:
         sample_figures(pictured, out, aligned, truth)
     write_json(out / "metrics.json", metrics)
-    print(f"evaluate: {len(folds)} folds, {headline['n']} videos: UF1 {headline['uf1']:.3f}, UAR {headline['uar']:.3f}, "
+    print(f"evaluate: {pooled_folds}, {headline['n']} videos: UF1 {headline['uf1']:.3f}, UAR {headline['uar']:.3f}, "
           f"acc {headline['acc']:.3f} (clip level UF1 {pooled['clip']['uf1']:.3f}); flow EPE {pooled['flow_epe']:.3f} px, "
           f"landmark NME {pooled['landmark_nme']:.4f} -> {out / 'metrics.json'}")
 

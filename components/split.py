@@ -126,7 +126,7 @@ def split(manifest: str | Path, out: str | Path, mode: str = "loso", k: int = 5,
     if mode in ("kfold", "holdout"):
         document["k"] = k
     write_json(out, document)
-    print(f"split: {len(folds)} {mode} folds over {usable['subject'].nunique()} subjects, "
+    print(f"split: {len(folds)} {mode} fold{'s' if len(folds) > 1 else ''} over {usable['subject'].nunique()} subjects, "
           f"{len(usable)} samples, {len(class_names)} classes -> {out}")
     return document
 
