@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds)
     rows = [run_arm(args, arm, seed) for seed in seeds for arm in ARMS]
     print(f"\njoint vs MER-only: {args.steps} steps of batch {args.batch_size} per fold, lr {args.lr}, "
-          f"balance {args.balance}; video-level metrics pooled over the folds of {args.folds}")
+          f"balance {args.balance}, MER input {args.mer_input}, MER dropout {args.mer_dropout}; "
+          f"video-level metrics pooled over the folds of {args.folds}")
     print(format_table(rows))
     return 0

@@ -307,6 +307,7 @@ def test_ablation_compares_joint_and_mer_only_on_the_same_folds(tmp_path, capsys
                "--out", str(tmp_path / "ablation"), "--seeds", "3", "--steps", "1", "--batch-size", "1"]
     assert main(command) == 0
     printed = capsys.readouterr().out
+    assert "MER input motion, MER dropout 0.0;" in printed  # the laptop defaults, named in the header
     for arm, weights in (("joint", (10.0, 0.1)), ("MER-only", (0.0, 0.0))):
         for fold in (0, 1):
             metrics = json.loads((tmp_path / f"ablation/{arm}-seed3/fold_{fold:02d}/metrics.json").read_text())
