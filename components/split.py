@@ -138,7 +138,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="loso: leave one subject out (default); kfold: K folds grouped by subject; "
                              "lodo: leave one data set out; holdout: one fold, the first kfold group is the test set")
     parser.add_argument("--k", type=int, default=5,
-                        help="number of folds for --mode kfold; --mode holdout tests on 1/K of the samples (default 5)")
+                        help="number of folds for --mode kfold; --mode holdout tests on about 1/K of the samples (default 5)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the kfold/holdout subject shuffle (default 0)")
     parser.add_argument("--classes", type=int, default=None, dest="num_classes",
