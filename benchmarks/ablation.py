@@ -13,15 +13,16 @@ class, UF1 rises above the one-class 0.067 without anything being learnt: UAR st
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 
+from components.config import EvaluateSettings, ExecutionSettings, TrainSettings, load_params
 from components.errors import UserError
 from components.evaluate import evaluate
-from components.train import TrainConfig, add_config_arguments, config_from_args, train
+from components.train import train
 
-LAPTOP = TrainConfig(steps=200, batch_size=8, lr=1e-3, balance="sampler", mer_input="motion", mer_dropout=0.0)
 ARMS = {"joint": {}, "MER-only": {"flow_weight": 0.0, "landmark_weight": 0.0}}
 COLUMNS = ("uf1", "uar", "acc", "clip_uf1", "flow_epe", "landmark_nme")
 
@@ -31,9 +32,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folds", default="data/folds.json", help="FOLDS.json of `mol split` (default data/folds.json)")
     parser.add_argument("--out", default="runs/ablation", help="one folder per arm and seed (default runs/ablation)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
-    # every `mol train` option, for both arms (the MER-only arm then zeroes the two auxiliary weights);
-    # defaults: the laptop schedule of params.yaml
-    add_config_arguments(parser, LAPTOP, exclude=("seed",))
+    parser.add_argument("--params", default="params.yaml",
+                        help="the schedule of both arms: this file's train: and execution: sections (default "
+                             "params.yaml, the laptop schedule); the flags below override single keys")
+    # every `mol train` setting, for both arms (the MER-only arm then zeroes the two auxiliary weights)
+    TrainSettings.add_arguments(parser)
+    ExecutionSettings.add_arguments(parser, only=("device", "threads", "checkpoint_every", "eval_batch_size"))
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -46,12 +50,14 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def run_arm(args: argparse.Namespace, arm: str, seed: int) -> dict:
+def run_arm(args: argparse.Namespace, schedule: TrainSettings, execution: ExecutionSettings, arm: str,
+            seed: int) -> dict:
     """Train every fold of one (arm, seed) and pool it: the table row."""
-    config = config_from_args(args, seed=seed, **ARMS[arm])
+    config = dataclasses.replace(schedule, seed=seed, **ARMS[arm])
     out = Path(args.out) / f"{arm}-seed{seed}"
-    folds = [m for m in train(args.clips, args.folds, out, config=config, track=False) if m.get("status") == "done"]
-    pooled = evaluate(out, out / "evaluation", register=False, track=False)
+    folds = [m for m in train(args.clips, args.folds, out, config=config, execution=execution, track=False)
+             if m["status"] == "done"]
+    pooled = evaluate(out, out / "evaluation", EvaluateSettings(register=False), track=False)
     return {"arm": arm, "seed": seed, "uf1": pooled["uf1"], "uar": pooled["uar"], "acc": pooled["acc"],
             "clip_uf1": pooled["clip"]["uf1"], "flow_epe": pooled["flow_epe"], "landmark_nme": pooled["landmark_nme"],
             "collapsed": sum(bool(m["collapsed"]) for m in folds), "folds": len(folds)}
@@ -75,9 +81,12 @@ def format_table(rows: list[dict]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds)
-    rows = [run_arm(args, arm, seed) for seed in seeds for arm in ARMS]
-    print(f"\njoint vs MER-only: {args.steps} steps of batch {args.batch_size} per fold, lr {args.lr}, "
-          f"balance {args.balance}, MER input {args.mer_input}, MER dropout {args.mer_dropout}; "
+    params = load_params(args.params)
+    schedule, execution = TrainSettings.from_args(args, params), ExecutionSettings.from_args(args, params)
+    rows = [run_arm(args, schedule, execution, arm, seed) for seed in seeds for arm in ARMS]
+    s = schedule
+    print(f"\njoint vs MER-only: {s.steps} steps of batch {s.batch_size} per fold, lr {s.lr}, "
+          f"balance {s.balance}, MER input {s.mer_input}, MER dropout {s.mer_dropout}; "
           f"video-level metrics pooled over the folds of {args.folds}")
     print(format_table(rows))
     return 0

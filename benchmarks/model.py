@@ -36,7 +36,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from components.devices import native_bf16
+from components.training.devices import native_bf16
 from components.errors import UserError
 from mol_model import MOL, MOLOutput
 from mol_model.losses import mol_loss

@@ -31,18 +31,21 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from components.align import align, read_gray
-from components.datasets import frame_number, list_frames, read_manifest, resolve_frames_dir
+from components.align import align
+from components.data import frame_number, list_frames, read_manifest, resolve_frames_dir
 from components.errors import UserError
-from components.face import (ALIGN_SIZE, alignment_matrix, detect_faces, detect_landmarks, landmarks_in_box,
+from components.vision.face import (ALIGN_SIZE, alignment_matrix, detect_faces, detect_landmarks, landmarks_in_box,
                             predictor_path, transform_points)
-from components.fileio import sample_file_stem
-from components.flow import FLOW_METHODS
+from components.vision.flow import FLOW_METHODS
 from components.ingest import ingest
-from components.labels import CROP_SIZE, EVAL_OFFSET, TRAIN_CROPS, clip_indices, labels
-from components.parallel import default_workers
-from components.synth import DIFFICULTY_PX, load_ground_truth, synth
-from components.truth import inverse_affine, true_aligned_flow
+from components.config import (DIFFICULTY_PX, AlignSettings, DataSettings, LabelsSettings,
+                               SynthSettings)
+from components.vision.clips import CROP_SIZE, EVAL_OFFSET, clip_indices
+from components.vision.frames import read_gray
+from components.labels import labels
+from components.io import default_workers, sample_file_stem
+from components.synth import synth
+from components.synthetic.truth import inverse_affine, load_ground_truth, true_aligned_flow
 from mol_model.metrics import landmark_nme
 
 SYNTH_FRAMES = (16, 24)  # frames per synthetic video: 2-3 clips each, so the runs stay short
@@ -52,6 +55,7 @@ FLOW_TOLERANCE = 0.05  # px, mean |flow difference| allowed between those labels
 INTERIOR_MARGIN = 16  # px from the crop border: inside it, crop-vs-full-frame flow differences are tiny
 SPEED_TARGET = 10.0  # per-video speed-up asked of our preprocessing over the official recipe
 # what `python dataset.py` (the official preprocessing script) does before its first video
+OFFICIAL_TRAIN_CROPS = LabelsSettings().train_crops  # the official recipe's random crops per clip
 OFFICIAL_STARTUP = ("import cv2, dlib, numpy, torch, torch.nn, torch.utils.data; "
                     "dlib.get_frontal_face_detector(); dlib.shape_predictor({path!r})")
 
@@ -97,12 +101,12 @@ def synthetic_manifest(root: Path, videos: int, difficulty: str = "easy",
                        frame_size: tuple[int, int] | None = None) -> Path:
     """A small synthetic data set (CASME II layout, one subject) read by the CASME II adapter; with
     `frame_size` (W, H) every frame is placed in the middle of a frame that large (edges replicated)."""
-    made = synth(root / "synth", subjects=1, videos_per_subject=videos, seed=0, difficulty=difficulty,
-                 frames=SYNTH_FRAMES)
+    made = synth(root / "synth", SynthSettings(subjects=1, videos_per_subject=videos, seed=0, difficulty=difficulty,
+                                               frames_min=SYNTH_FRAMES[0], frames_max=SYNTH_FRAMES[1]))
     if frame_size:
         for path in Path(made.frames_root).rglob("*.jpg"):
             cv2.imwrite(str(path), centred_in(cv2.imread(str(path)), frame_size))
-    ingest("casme2", made.frames_root, str(root / "manifest.csv"), annotations=made.annotations)
+    ingest(DataSettings(dataset="casme2", root=made.frames_root, annotations=made.annotations), root / "manifest.csv")
     return root / "manifest.csv"
 
 
@@ -184,9 +188,9 @@ def speed_table(manifest: Path, work: Path, videos: int, workers: int | None) ->
                      f"{speedup[method]:.1f}x | {official_total.cpu / mine.cpu:.1f}x |")
     # The official code as written runs TV-L1 on 10 crops per pair, not 6: its test run also takes 5 random
     # crops per clip (dataset.py builds videoDataset without passing mode_train, which defaults to True).
-    as_written = official_total.wall + official["flow"].wall * (2 * TRAIN_CROPS / (TRAIN_CROPS + 1) - 1)
-    lines.append(f"official code as written (its test run also takes {TRAIN_CROPS} random crops: TV-L1 "
-                 f"{2 * TRAIN_CROPS}x per pair), estimated from the measured time per crop: {as_written / n:.2f} s "
+    as_written = official_total.wall + official["flow"].wall * (2 * OFFICIAL_TRAIN_CROPS / (OFFICIAL_TRAIN_CROPS + 1) - 1)
+    lines.append(f"official code as written (its test run also takes {OFFICIAL_TRAIN_CROPS} random crops: TV-L1 "
+                 f"{2 * OFFICIAL_TRAIN_CROPS}x per pair), estimated from the measured time per crop: {as_written / n:.2f} s "
                  "per video; ours " + ", ".join(f"{m} {as_written / (align_cost + c).wall:.1f}x" for m, (_, c) in ours.items()))
     lines += ["", f"| flow labels compared on the same crops (px) | mean abs difference | {INTERIOR_MARGIN}+ px "
               "inside the crop: mean | ... 99th percentile | whole crop: 99th percentile | max |", "|---|---:|---:|---:|---:|---:|"]
@@ -307,9 +311,10 @@ def quality_table(work: Path, difficulties: list[str], videos: int, workers: int
 def label_quality(root: Path, difficulty: str, videos: int, workers: int | None) -> dict[str, float]:
     """Align and label a fresh synthetic set with every flow backend; compare with the ground truth."""
     manifest = synthetic_manifest(root, videos, difficulty)
-    align(manifest, root / "aligned", workers=workers)
+    align(manifest, root / "aligned", AlignSettings(), workers=workers)
     for method in FLOW_METHODS:
-        labels(manifest, root / "aligned", root / f"clips_{method}", flow=method, train_crops=1, workers=workers)
+        labels(manifest, root / "aligned", root / f"clips_{method}", LabelsSettings(flow=method, train_crops=1),
+               workers=workers)
     totals: dict[str, list[float]] = {}
 
     def add(name: str, value: float) -> None:

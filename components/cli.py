@@ -1,6 +1,6 @@
-"""The `mol` command: one subcommand per pipeline stage.
+"""The `mol` command: one subcommand per pipeline stage, plus `pipeline`, `bench` and `params`.
 
-Each stage module defines ``configure_parser(parser)`` (its flags) and ``run(args) -> int``.
+Each subcommand's module defines ``configure_parser(parser)`` (its flags) and ``run(args) -> int``.
 Modules are imported only when their subcommand runs, so ``mol --help`` stays fast.
 A ``UserError`` becomes one line on stderr and exit status 2.
 """
@@ -23,17 +23,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("components.evaluate", "pool fold results into metrics and plots; register the best model"),
     "predict": ("components.predict", "run a trained model on a video or a folder of frames"),
     "pipeline": ("pipeline.cli", "compile, run locally, or submit the Kubeflow pipeline"),
-    "bench": ("components.bench", "speed and memory benchmarks (model, preprocess)"),
+    "bench": ("benchmarks.cli", "speed and memory benchmarks (model, preprocess, ablation)"),
+    "params": ("components.config", "check a params.yaml, or print the reference of every setting"),
 }
-
-
-def _load(module_name: str):
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name == module_name:
-            return None
-        raise
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,44 +34,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="MOL micro-expression pipeline. Run `mol COMMAND --help` for a command's flags.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module_name, help_text) in COMMANDS.items():
+    for name, (_, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
-def explicit_switches(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
-    """Accept `--flag=true|false` for every yes/no flag, as dvc.yaml passes params.yaml booleans
-    (`--register=${evaluate.register}`): true gives `--flag`, false `--no-flag` where it exists, else nothing."""
-    switches = {option for action in parser._actions for option in action.option_strings
-                if isinstance(action, argparse.BooleanOptionalAction)
-                or (action.nargs == 0 and isinstance(action.const, bool))}
-    rewritten = []
-    for token in argv:
-        option, equals, value = token.partition("=")
-        if not equals or option not in switches or value.lower() not in ("true", "false"):
-            rewritten.append(token)
-        elif value.lower() == "true":
-            rewritten.append(option)
-        elif f"--no-{option[2:]}" in switches:
-            rewritten.append(f"--no-{option[2:]}")
-    return rewritten
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
     if not argv or argv[0] not in COMMANDS:
-        parser.parse_args(argv or ["--help"])  # prints help or a usage error and exits
+        build_parser().parse_args(argv or ["--help"])  # prints help or a usage error and exits
         return 2
     name, rest = argv[0], argv[1:]
     module_name, help_text = COMMANDS[name]
-    module = _load(module_name)
-    if module is None:
-        print(f"mol {name}: this stage is not built yet in this version.", file=sys.stderr)
-        return 2
+    module = importlib.import_module(module_name)
     stage_parser = argparse.ArgumentParser(prog=f"mol {name}", description=help_text)
     module.configure_parser(stage_parser)
-    args = stage_parser.parse_args(explicit_switches(stage_parser, rest))
+    args = stage_parser.parse_args(rest)
     try:
         return int(module.run(args) or 0)
     except UserError as e:

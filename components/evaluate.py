@@ -9,75 +9,32 @@ composite such as MEGC2019), every score is also given per data set.
 Sample pictures: `flow_samples.png` and `landmark_samples.png` show label vs prediction on the clips
 that `mol train` kept in the best fold's `samples.npz`, and the truth too on the synthetic data set
 (given its folder and the aligned frames, `--truth` and `--aligned`).
-
-Also the scoring helpers `mol train` uses per fold (`level_summary`, `video_logits`, `collapse_message`).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from components import tracking
+from components.config import EvaluateSettings, MlflowSettings, TrainSettings, add_params_argument, params_from_args
+from components.data import read_manifest
+from components.data.folds import fold_dirs
 from components.errors import UserError
-from components.fileio import sample_file_stem, write_csv, write_json
-from components.plots import confusion_matrix_figure, per_fold_figure
-from components.truth import true_eval_clip
-from components.visualize import flow_magnitude, flow_samples_figure, landmark_samples_figure
-from mol_model.metrics import classification_metrics, confusion_matrix
-
-LEVELS = ("video", "clip")
-METRICS = ("acc", "uf1", "uar", "war", "wf1")
-
-
-# ---------------------------------------------------------------------------------------------- scoring
-
-def level_summary(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict:
-    """Confusion matrix (rows = true) and its acc, uf1, uar, war, wf1 for one set of decisions."""
-    return summary_of(confusion_matrix(np.asarray(y_true), np.asarray(y_pred), num_classes))
-
-
-def summary_of(cm: np.ndarray) -> dict:
-    scores = classification_metrics(np.asarray(cm))
-    return {"confusion_matrix": np.asarray(cm).tolist(), **{k: float(scores[k]) for k in METRICS},
-            "n": int(np.sum(cm))}
-
-
-def video_logits(clip_logits: np.ndarray, clip_sample: np.ndarray, n_samples: int) -> np.ndarray:
-    """Mean clip logits per sample: [N, C] clips, sample index [N] -> [n_samples, C]."""
-    sums = np.zeros((n_samples, clip_logits.shape[1]), dtype=np.float64)
-    np.add.at(sums, clip_sample, clip_logits)
-    counts = np.bincount(clip_sample, minlength=n_samples)[:, None]
-    return (sums / np.maximum(counts, 1)).astype(np.float32)
-
-
-def collapse_message(y_true, y_pred, class_names: list[str]) -> str | None:
-    """A warning when every prediction is one class although the truth holds several, else None."""
-    predicted, true = set(np.asarray(y_pred).tolist()), set(np.asarray(y_true).tolist())
-    if len(predicted) == 1 and len(true) > 1:
-        (only,) = predicted
-        return (f"all {len(y_pred)} predictions are '{class_names[only]}' although the truth has "
-                f"{len(true)} classes: the model collapsed to one class")
-    return None
-
-
-def collapse_remedies(schedule: dict) -> str:
-    """What to change after a collapse, given the schedule the folds used (their metrics.json "config")."""
-    remedies = ["--balance sampler"] if schedule.get("balance", "none") == "none" else []
-    if schedule.get("mer_input", "official") == "official":
-        remedies.append("--mer-input motion --mer-dropout 0 --lr 1e-3")
-    return ", ".join(remedies + ["more --steps"]) + " (docs/training.md)"
+from components.io import write_csv, write_json
+from components.reports.plots import confusion_matrix_figure, per_fold_figure
+from components.reports.samples import sample_figures
+from components.tracking import runs as tracking
+from components.training.scoring import LEVELS, METRICS, collapse_message, collapse_remedies, level_summary, summary_of
 
 
 # ---------------------------------------------------------------------------------------------- reading runs
 
-def read_folds(runs: str | Path) -> tuple[list[dict], list[dict]]:
+def read_fold_results(runs: str | Path) -> tuple[list[dict], list[dict]]:
     """(finished folds, skipped folds) from RUNS/fold_*/metrics.json, by fold number."""
-    paths = sorted(Path(runs).glob("fold_*/metrics.json"))
+    paths = [d / "metrics.json" for d in fold_dirs(runs) if (d / "metrics.json").is_file()]
     if not paths:
         raise UserError(f"{runs} holds no fold_*/metrics.json; train folds first with `mol train --out {runs}`")
     folds = []
@@ -87,8 +44,8 @@ def read_folds(runs: str | Path) -> tuple[list[dict], list[dict]]:
         except json.JSONDecodeError as e:
             raise UserError(f"{path} is not JSON ({e}); delete it and rerun `mol train` for that fold") from None
     folds.sort(key=lambda f: f["fold"])
-    done = [f for f in folds if f.get("status", "done") == "done"]
-    skipped = [f for f in folds if f.get("status", "done") != "done"]
+    done = [f for f in folds if f["status"] == "done"]
+    skipped = [f for f in folds if f["status"] != "done"]
     if not done:
         raise UserError(f"every fold in {runs} was skipped ({skipped[0].get('reason')}); check the clip files")
     shapes = {(f["num_classes"], tuple(f["class_names"])) for f in done}
@@ -101,8 +58,6 @@ def dataset_of(manifest: str | Path | None):
     """sample_id -> data set: the manifest's column when given, else the sample_id's first path part."""
     if manifest is None:
         return lambda sample_id: sample_id.split("/", 1)[0]
-    from components.datasets import read_manifest
-
     table = read_manifest(manifest)
     lookup = dict(zip(table["sample_id"], table["dataset"]))
     return lambda sample_id: lookup.get(sample_id, sample_id.split("/", 1)[0])
@@ -114,6 +69,7 @@ def prediction_table(folds: list[dict], class_names: list[str], dataset) -> pd.D
              "label": p["label"], "pred": p["pred"], "clip_predictions": p["clip_predictions"]}
             for f in folds for p in f["predictions"]]
     return pd.DataFrame(rows)
+
 
 
 # ---------------------------------------------------------------------------------------------- pooling
@@ -150,62 +106,21 @@ def fold_table(folds: list[dict]) -> pd.DataFrame:
                           "collapsed": f["collapsed"]} for f in folds])
 
 
-# ---------------------------------------------------------------------------------------------- sample pictures
-
-def samples_fold(folds: list[dict], champion: dict) -> dict | None:
-    """The champion if it has a samples.npz, else the first fold that has one (older runs: None)."""
-    return next((f for f in [champion, *folds] if (Path(f["path"]) / "samples.npz").is_file()), None)
-
-
-def sample_truth(sample_ids, aligned: str | Path, truth: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
-    """True flow [K,7,2,128,128] and landmarks [K,8,68,2] of the samples' first evaluation clips, when
-    TRUTH (a `mol synth` folder) holds the ground truth of every one of them; else None (a real data set)."""
-    clips = []
-    for sample_id in sample_ids:
-        aligned_file = Path(aligned) / f"{sample_file_stem(str(sample_id))}.npz"
-        clip = true_eval_clip(truth, aligned_file, str(sample_id)) if aligned_file.is_file() else None
-        if clip is None:
-            return None
-        clips.append(clip)
-    return np.stack([c[0] for c in clips]), np.stack([c[1] for c in clips])
-
-
-def sample_figures(fold: dict, out: Path, aligned: str | Path | None = None, truth: str | Path | None = None) -> None:
-    """OUT/flow_samples.png and OUT/landmark_samples.png from the fold's samples.npz: per sample, the frame
-    pair with the most labelled motion (flow t -> t+1, landmarks of frame t+1, which the model predicts);
-    with the synthetic ground truth too when ALIGNED and TRUTH hold it for every sample."""
-    with np.load(Path(fold["path"]) / "samples.npz", allow_pickle=False) as samples:
-        data = {k: samples[k] for k in samples.files}
-    k = np.arange(len(data["sample_ids"]))  # [K]
-    t = flow_magnitude(data["label_flow"].astype(np.float32)).mean(axis=(2, 3)).argmax(axis=1)  # [K] pair t -> t+1
-    known = sample_truth(data["sample_ids"], aligned, truth) if aligned and truth else None
-    true_flow, true_landmarks = (known[0][k, t], known[1][k, t + 1]) if known else (None, None)
-    if aligned and truth and known is None:
-        print(f"evaluate: no ground truth in {truth} for the sample clips (not the synthetic data set); "
-              "sample pictures without truth")
-    who = [f"fold {fold['fold']} {sid}" for sid in data["sample_ids"]]
-    flow_samples_figure(data["frames"][k, t], data["label_flow"][k, t].astype(np.float32),
-                        data["pred_flow"][k, t].astype(np.float32), true_flow, path=out / "flow_samples.png",
-                        names=[f"{w}\nframes {i + 1}\u2192{i + 2}" for w, i in zip(who, t)])
-    landmark_samples_figure(data["frames"][k, t + 1], data["label_landmarks"][k, t + 1], data["pred_landmarks"][k, t],
-                            true_landmarks, names=[f"{w} frame {i + 2}" for w, i in zip(who, t)],
-                            path=out / "landmark_samples.png")
-
 
 # ---------------------------------------------------------------------------------------------- stage
 
-def evaluate(runs: str | Path, out: str | Path, register: bool = True, manifest: str | Path | None = None,
-             track: bool = True, parent_run_id: str | None = None, experiment: str = "mol",
-             model_name: str = "mol-mer", alias: str = "champion", aligned: str | Path | None = None,
-             truth: str | Path | None = None) -> dict:
+def evaluate(runs: str | Path, out: str | Path, settings: EvaluateSettings = EvaluateSettings(),
+             manifest: str | Path | None = None, track: bool = True, parent_run_id: str | None = None,
+             experiment: str = "mol", aligned: str | Path | None = None, truth: str | Path | None = None) -> dict:
     """Pool RUNS/fold_*/metrics.json into OUT/metrics.json (+ plots and CSVs), log them to the training
-    run's MLflow parent run and register the best fold's model as `model_name`@`alias`. With ALIGNED
-    (`mol align` output) and TRUTH (`mol synth` output) the sample pictures show the true flow and landmarks."""
+    run's MLflow parent run and (settings.register) register the best fold's model as model_name@alias. With
+    ALIGNED (`mol align` output) and TRUTH (`mol synth` output) the sample pictures show the true flow and
+    landmarks."""
     if (aligned is None) != (truth is None):
         raise UserError("--aligned and --truth go together (the truth is mapped into the aligned frames); "
                         "give both, or neither")
     runs, out = Path(runs), Path(out)
-    folds, skipped = read_folds(runs)
+    folds, skipped = read_fold_results(runs)
     class_names, num_classes = list(folds[0]["class_names"]), int(folds[0]["num_classes"])
     for f in skipped:
         print(f"evaluate: fold {f['fold']} ({f['test_subject']}) was skipped in training ({f.get('reason')}); "
@@ -220,7 +135,7 @@ def evaluate(runs: str | Path, out: str | Path, register: bool = True, manifest:
     collapse = collapse_message(predictions["label"], predictions["pred"], class_names)
     if collapse:
         print(f"evaluate: WARNING: pooled over all folds, {collapse}; retrain with "
-              f"{collapse_remedies(folds[0].get('config', {}))}")
+              f"{collapse_remedies(TrainSettings.from_mapping(folds[0]['config'], str(runs)))}")
     champion = best_fold(folds)
     headline = pooled["video"]
     metrics = {**{k: headline[k] for k in METRICS}, "flow_epe": pooled["flow_epe"],
@@ -244,32 +159,24 @@ def evaluate(runs: str | Path, out: str | Path, register: bool = True, manifest:
                             out / "confusion_matrix_clip.png", f"{pooled_folds}, clip level")
     per_fold_figure(table["test_subject"].tolist(), table["video_uf1"].tolist(), table["video_uar"].tolist(),
                     out / "per_fold.png", "video-level UF1 / UAR per fold (test subject)")
-    pictured = samples_fold(folds, champion)
-    if pictured is None:
-        print(f"evaluate: no fold in {runs} has samples.npz (trained by an older `mol train`?); "
-              "no flow or landmark sample pictures")
-    else:
-        sample_figures(pictured, out, aligned, truth)
+    sample_figures(champion, out, aligned, truth)
     write_json(out / "metrics.json", metrics)
     print(f"evaluate: {pooled_folds}, {headline['n']} videos: UF1 {headline['uf1']:.3f}, UAR {headline['uar']:.3f}, "
           f"acc {headline['acc']:.3f} (clip level UF1 {pooled['clip']['uf1']:.3f}); flow EPE {pooled['flow_epe']:.3f} px, "
           f"landmark NME {pooled['landmark_nme']:.4f} -> {out / 'metrics.json'}")
 
     if tracking.tracking_enabled(track):
-        metrics["registered"] = _track(runs, out, metrics, champion, register, parent_run_id, experiment,
-                                       model_name, alias)
+        metrics["registered"] = _track(runs, out, metrics, champion, settings, parent_run_id, experiment)
         write_json(out / "metrics.json", metrics)
-    elif register:
+    elif settings.register:
         print("evaluate: MLflow tracking is off, so no model is registered")
     return metrics
 
 
-def _track(runs: Path, out: Path, metrics: dict, champion: dict, register: bool, parent_run_id: str | None,
-           experiment: str, model_name: str, alias: str) -> dict | None:
+def _track(runs: Path, out: Path, metrics: dict, champion: dict, settings: EvaluateSettings,
+           parent_run_id: str | None, experiment: str) -> dict | None:
     """Log the pooled results to the training's parent run (or a new run) and register the champion."""
-    record = runs / "parent_run_id.txt"
-    run_id = parent_run_id or os.environ.get(tracking.PARENT_ENV) or (
-        record.read_text().strip() if record.is_file() else None)
+    run_id = tracking.parent_run_id(runs, parent_run_id)
     if run_id:
         parent = tracking.open_run(run_id, "pass --parent-run-id, or --no-mlflow to skip tracking")
     else:
@@ -284,10 +191,10 @@ def _track(runs: Path, out: Path, metrics: dict, champion: dict, register: bool,
     parent.set_tags({"collapsed": metrics["collapsed"], "best_fold": champion["fold"]})
     for name in ("metrics.json", "predictions.csv", "per_fold.csv", "confusion_matrix.png",
                  "confusion_matrix_clip.png", "per_fold.png", "flow_samples.png", "landmark_samples.png"):
-        if (out / name).is_file():  # no sample pictures for runs without samples.npz
-            parent.log_artifact(out / name, "evaluation")
+        parent.log_artifact(out / name, "evaluation")
     registered = None
-    if register:
+    if settings.register:
+        model_name, alias = settings.model_name, settings.alias
         version = tracking.log_and_register_model(
             parent, Path(champion["path"]) / "model.safetensors", model_name, alias,
             tags={"fold": champion["fold"], "test_subject": champion["test_subject"],
@@ -304,24 +211,23 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder for metrics.json, plots and CSVs")
     parser.add_argument("--manifest", default=None,
                         help="manifest CSV, to name each sample's data set (default: the sample_id's first part)")
-    parser.add_argument("--register", action=argparse.BooleanOptionalAction, default=True,
-                        help="register the best fold's model in the MLflow registry (default: --register)")
-    parser.add_argument("--model-name", default="mol-mer", help="registered model name (default mol-mer)")
-    parser.add_argument("--alias", default="champion", help="alias set on the new version (default champion)")
     parser.add_argument("--no-mlflow", action="store_true", help=f"no tracking at all (also: {tracking.SWITCH_ENV}=off)")
-    parser.add_argument("--experiment", default="mol",
-                        help="MLflow experiment for a new run when the folds have no parent run (default mol)")
     parser.add_argument("--parent-run-id", default=None,
-                        help=f"log to this run (also: {tracking.PARENT_ENV}); default: RUNS/parent_run_id.txt")
+                        help=f"log to this run (also: {tracking.PARENT_ENV}); default: RUNS/{tracking.PARENT_RECORD}, "
+                             "else a new run in the experiment")
     parser.add_argument("--aligned", default=None,
                         help="`mol align` output folder; with --truth, the sample pictures also show the truth")
     parser.add_argument("--truth", default=None,
                         help="`mol synth` output folder (holds ground_truth/): draw the true flow and landmarks "
                              "in the sample pictures; a folder without ground truth (a real data set) draws none")
+    add_params_argument(parser)
+    EvaluateSettings.add_arguments(parser)
+    MlflowSettings.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    evaluate(args.runs, args.out, register=args.register, manifest=args.manifest, track=not args.no_mlflow,
-             parent_run_id=args.parent_run_id, experiment=args.experiment, model_name=args.model_name,
-             alias=args.alias, aligned=args.aligned, truth=args.truth)
+    params = params_from_args(args)
+    evaluate(args.runs, args.out, EvaluateSettings.from_args(args, params), manifest=args.manifest,
+             track=not args.no_mlflow, parent_run_id=args.parent_run_id,
+             experiment=MlflowSettings.from_args(args, params).experiment, aligned=args.aligned, truth=args.truth)
     return 0

@@ -1,7 +1,7 @@
 """`mol ingest`: read a data set as distributed into a manifest CSV, plus rejects.csv beside it.
 
 Every clip either becomes a manifest row or a rejects.csv row with its reason: nothing is dropped
-silently. `frames_dir` is stored relative to the manifest's folder (see components.datasets.manifest).
+silently. `frames_dir` is stored relative to the manifest's folder (see components.data.manifest).
 """
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from components.datasets import ADAPTERS, MANIFEST_COLUMNS, REJECT_COLUMNS, stored_frames_dir
-from components.datasets.samples import Checked, Reject, check_sample
+from components.config import DataSettings, add_params_argument, params_from_args
+from components.data import ADAPTERS, MANIFEST_COLUMNS, REJECT_COLUMNS, stored_frames_dir
+from components.data.samples import Checked, Reject, check_sample
 from components.errors import UserError
-from components.fileio import write_csv
+from components.io import write_csv
 
 
 @dataclass
@@ -34,18 +35,13 @@ class IngestSummary:
         return sum(self.rejects_by_reason.values())
 
 
-def ingest(dataset: str, root: str, out: str, annotations: str | None = None, classes: int = 5,
-           strict: bool = False) -> IngestSummary:
-    """Write the manifest `out` and `rejects.csv` beside it; return the counts."""
-    if dataset not in ADAPTERS:
-        raise UserError(f"unknown data set '{dataset}'; choose one of {', '.join(ADAPTERS)}")
-    if classes not in (3, 5):
-        raise UserError(f"--classes must be 3 or 5, not {classes}")
-    root_path = Path(root)
-    if not root_path.is_dir():
-        raise UserError(f"--root {root} is not a folder; pass the folder that holds the {dataset} clips")
+def ingest(data: DataSettings, out: str | Path, strict: bool = False) -> IngestSummary:
+    """Write the manifest `out` and `rejects.csv` beside it for the data set `data` describes; return the counts."""
+    dataset, root = data.dataset, Path(data.root)
+    if not data.root or not root.is_dir():
+        raise UserError(f"--root {data.root!r} is not a folder; pass the folder that holds the {dataset} clips")
     adapter = importlib.import_module(ADAPTERS[dataset])
-    samples, rejects = adapter.collect(root_path, Path(annotations) if annotations else None, classes)
+    samples, rejects = adapter.collect(root, Path(data.annotations) if data.annotations else None, data.classes)
 
     checked: list[Checked] = []
     for result in map(check_sample, samples):
@@ -72,7 +68,7 @@ def ingest(dataset: str, root: str, out: str, annotations: str | None = None, cl
         warnings=[w for c in checked for w in c.warnings],
     )
     if summary.n_samples == 0:
-        raise UserError(f"no usable clip found under {root} ({summary.n_rejects} rejected, see {rejects_path}); "
+        raise UserError(f"no usable clip found under {data.root} ({summary.n_rejects} rejected, see {rejects_path}); "
                         f"check that --root and --dataset {dataset} match the data")
     return summary
 
@@ -96,20 +92,12 @@ def print_summary(summary: IngestSummary) -> None:
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, choices=list(ADAPTERS),
-                        help="layout of --root: casme2, samm, smic (HS/VIS/NIR folder), megc2019 (the three "
-                             "side by side) or folder (the official MOL code's <emotion>/<video>/ folders)")
-    parser.add_argument("--root", required=True, help="folder that holds the data set as distributed")
-    parser.add_argument("--annotations", default=None,
-                        help="the coding sheet (.xlsx, or a CSV export): CASME2-coding-*.xlsx for casme2, "
-                             "SAMM_Micro_FACS_Codes_v2.xlsx for samm; not used by smic, megc2019, folder")
-    parser.add_argument("--classes", type=int, choices=(3, 5), default=5,
-                        help="class set: 5 (data set's own emotions) or 3 (negative/positive/surprise); "
-                             "default 5")
     parser.add_argument("--out", required=True, help="manifest CSV to write; rejects.csv goes beside it")
     parser.add_argument("--strict", action="store_true", help="fail if any clip is rejected")
+    add_params_argument(parser)
+    DataSettings.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    print_summary(ingest(args.dataset, args.root, args.out, args.annotations, args.classes, args.strict))
+    print_summary(ingest(DataSettings.from_args(args, params_from_args(args)), args.out, args.strict))
     return 0

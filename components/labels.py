@@ -1,8 +1,7 @@
 """`mol labels`: cut 8-frame clips from the aligned videos, crop them to 128x128, and attach the
 optical-flow and landmark labels.
 
-Clips as the official code: stride s = N // 8 and clip j (0 <= j < s) takes frames j, j+s, ..., j+7s.
-Flow is computed once per frame pair on the aligned 144x144 frames and then cropped (the official
+Clips and crops as components/vision/clips.py defines them (stride N // 8 as the official). Flow is computed once per frame pair on the aligned 144x144 frames and then cropped (the official
 recipe recomputes TV-L1 on every 128x128 crop, six times per pair); landmark labels are the aligned
 landmarks minus the crop offset.
 
@@ -20,23 +19,18 @@ from __future__ import annotations
 import argparse
 import time
 import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from components.datasets import read_manifest
+from components.config import ExecutionSettings, LabelsSettings, add_params_argument, params_from_args
+from components.data import read_manifest
 from components.errors import UserError
-from components.face import ALIGN_SIZE
-from components.fileio import sample_file_stem, write_npz
-from components.flow import FLOW_METHODS, compute_flow
-from components.parallel import finished_with, map_videos, run_report, write_report
-
-CLIP_LENGTH = 8
-CROP_SIZE = 128
-EVAL_OFFSET = ((ALIGN_SIZE - CROP_SIZE) // 2,) * 2  # (8, 8): the fixed evaluation crop
-TRAIN_CROPS = 5
+from components.io import finished_with, map_videos, run_report, sample_file_stem, write_npz, write_report
+from components.vision.clips import clip_indices, crop_clips, eval_offsets, random_offsets
+from components.vision.flow import compute_flow
+from mol_model.clips import CLIP_LENGTH
 
 
 @dataclass(frozen=True)
@@ -56,37 +50,31 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", required=True, help="manifest CSV written by `mol ingest`")
     parser.add_argument("--aligned", required=True, help="folder written by `mol align`")
     parser.add_argument("--out", required=True, help="folder for the clip .npz files, rejects.csv and summary.json")
-    parser.add_argument("--flow", choices=FLOW_METHODS, default="tvl1",
-                        help="flow-label backend: tvl1 (official, default); tvl1-dis (2.3x faster, labels within "
-                             "0.011 px of tvl1's on average: TV-L1 at full resolution only, started from DIS "
-                             "flow); or the much faster farneback / dis (different labels)")
-    parser.add_argument("--train-crops", type=int, default=TRAIN_CROPS,
-                        help=f"random 128x128 crops per clip for training (default {TRAIN_CROPS}, as the official)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random crops (default 0)")
-    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     parser.add_argument("--compress", action="store_true",
                         help="write compressed .npz: about 13%% smaller, for about 0.3 s more per 20-frame "
                              "sample (default: plain .npz)")
     parser.add_argument("--force", action="store_true", help="redo samples whose output already exists")
+    add_params_argument(parser)
+    LabelsSettings.add_arguments(parser)
+    ExecutionSettings.add_arguments(parser, only=("workers",))
 
 
 def run(args: argparse.Namespace) -> int:
-    summary = labels(args.manifest, args.aligned, args.out, flow=args.flow, train_crops=args.train_crops,
-                     workers=args.workers, seed=args.seed, force=args.force, compress=args.compress)
-    print(f"labelled {summary['labelled']} ({summary['clips']} clips, {args.flow}), kept "
+    params = params_from_args(args)
+    settings = LabelsSettings.from_args(args, params)
+    summary = labels(args.manifest, args.aligned, args.out, settings,
+                     workers=ExecutionSettings.from_args(args, params).workers, force=args.force,
+                     compress=args.compress)
+    print(f"labelled {summary['labelled']} ({summary['clips']} clips, {settings.flow}), kept "
           f"{summary['skipped_existing']} existing, rejected {summary['rejected']} "
           f"(see {Path(args.out) / 'rejects.csv'})")
     return 0
 
 
-def labels(manifest: str | Path, aligned: str | Path, out: str | Path, flow: str = "tvl1",
-           train_crops: int = TRAIN_CROPS, workers: int | None = None, seed: int = 0,
-           force: bool = False, compress: bool = False) -> dict:
+def labels(manifest: str | Path, aligned: str | Path, out: str | Path, settings: LabelsSettings = LabelsSettings(),
+           workers: int | None = None, force: bool = False, compress: bool = False) -> dict:
     """Write the clip, flow and landmark labels of every aligned sample; returns (and writes) the summary."""
-    if flow not in FLOW_METHODS:
-        raise UserError(f"unknown flow method '{flow}'; choose one of {', '.join(FLOW_METHODS)}")
-    if train_crops < 1:
-        raise UserError(f"--train-crops must be at least 1 (got {train_crops})")
+    flow, train_crops, seed = settings.flow, settings.train_crops, settings.seed
     aligned, out = Path(aligned), Path(out)
     if not aligned.is_dir():
         raise UserError(f"aligned folder {aligned} does not exist; run `mol align --out {aligned}` first")
@@ -121,32 +109,6 @@ def labels(manifest: str | Path, aligned: str | Path, out: str | Path, flow: str
     return summary
 
 
-def clip_indices(n_frames: int, clip_length: int = CLIP_LENGTH) -> np.ndarray:
-    """Frame indices of the clips, int [s, clip_length] with s = n_frames // clip_length:
-    clip j takes j, j+s, ..., j+(clip_length-1)s. N=20 -> s=2: [0,2,...,14], [1,3,...,15]."""
-    stride = n_frames // clip_length
-    return np.arange(stride)[:, None] + stride * np.arange(clip_length)[None, :]
-
-
-def random_offsets(sample_id: str, seed: int, count: int) -> np.ndarray:
-    """`count` crop offsets (x, y), each uniform in 0..16 as the official, int64 [count, 2]; the same
-    for the same sample and seed, whatever else is in the run."""
-    rng = np.random.default_rng([seed, zlib.crc32(sample_id.encode())])
-    return rng.integers(0, ALIGN_SIZE - CROP_SIZE + 1, size=(count, 2))
-
-
-def crop_views(frames: np.ndarray, flows: np.ndarray, landmarks: np.ndarray, clip_index: np.ndarray,
-               offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Crop clip `clip_index[k]` at `offsets[k]` (x, y) for every k. frames [C, 8, 144, 144],
-    flows [C, 7, 2, 144, 144], landmarks [C, 8, 68, 2] -> [K, 8, 128, 128], [K, 7, 2, 128, 128],
-    [K, 8, 68, 2] with the landmarks moved into the crop."""
-    window = [(np.s_[..., y:y + CROP_SIZE, x:x + CROP_SIZE]) for x, y in offsets]
-    video = np.stack([frames[c][w] for c, w in zip(clip_index, window)])
-    flow = np.stack([flows[c][w] for c, w in zip(clip_index, window)])
-    points = landmarks[clip_index] - offsets[:, None, None, :].astype(np.float32)
-    return video, flow, points
-
-
 def label_video(job: LabelJob) -> dict:
     """Clips, crops and labels of one sample, written to its .npz; bad data gives a reject reason."""
     result = {"sample_id": job.sample_id, "reason": "", "frames": 0, "clips": 0, "pairs": 0, "flow_seconds": 0.0}
@@ -175,10 +137,9 @@ def label_video(job: LabelJob) -> dict:
     n_clips = len(clips)
     clip_index = np.repeat(np.arange(n_clips), job.train_crops)  # [S]
     offsets = random_offsets(job.sample_id, job.seed, len(clip_index))  # [S, 2]
-    video, flow, points = crop_views(clip_frames, clip_flows, clip_landmarks, clip_index, offsets)
-    eval_offsets = np.tile(np.array(EVAL_OFFSET), (n_clips, 1))
-    eval_video, eval_flow, eval_points = crop_views(clip_frames, clip_flows, clip_landmarks,
-                                                    np.arange(n_clips), eval_offsets)
+    video, flow, points = crop_clips(clip_frames, clip_flows, clip_landmarks, clip_index, offsets)
+    eval_video, eval_flow, eval_points = crop_clips(clip_frames, clip_flows, clip_landmarks,
+                                                    np.arange(n_clips), eval_offsets(n_clips))
     write_npz(job.out_path, compressed=job.compress,
               video=video, flow=flow, landmarks=points,
               clip_index=clip_index, crop_offsets=offsets,

@@ -1,8 +1,9 @@
 """`mol predict`: run a trained MOL model on a video file or a folder of frames.
 
 The input goes through the same steps as training data: one face alignment per video (144x144
-grayscale), clips of 8 frames with stride N // 8, the fixed evaluation crop at (8, 8) to 128x128,
-and `normalize_video`. The video's class is the softmax of the mean of its clips' logits.
+grayscale), clips of 8 frames with stride N // 8 and the fixed evaluation crop at (8, 8) to 128x128
+(components/vision/clips.py), and `normalize_video`. The video's class is the softmax of the mean of
+its clips' logits.
 
 Model sources (`--model`): a model file from `mol train` (`.safetensors`, or the run folder holding
 `model.safetensors`), an MLflow model URI (`models:/mol-mer@champion`, the default when a tracking
@@ -17,35 +18,31 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from components import visualize as vis
-from components.align import AlignedVideo, RejectedVideo, align_frames, read_gray
-from components.checkpoint import load_model
-from components.datasets import frame_number, list_frames
-from components.devices import bf16_autocast, native_bf16, pick_device, precision_label
-from components.datasets.manifest import IMAGE_SUFFIXES
 from components.errors import UserError
-from components.fileio import atomic_path, write_json, write_npz, write_text
-from components.labels import CLIP_LENGTH, CROP_SIZE, EVAL_OFFSET, clip_indices
-from components.tracking import DEFAULT_DB, tracking_uri
-from mol_model import MOL, load_official_state_dict
+from components.io import write_json, write_npz
+from components.reports.prediction import write_pictures
+from components.tracking.runs import DEFAULT_DB
+from components.tracking.pyfunc import fetch_model_file
+from components.training.checkpoint import (OFFICIAL_CLASS_NAMES, class_names, generic_class_names, load_model,
+                                            load_official_checkpoint)
+from components.training.devices import bf16_autocast, native_bf16, pick_device, precision_label
+from components.training.scoring import probabilities
+from components.vision.clips import clip_indices, crop_clips, eval_offsets
+from components.vision.face import AlignedVideo, align_frames
+from components.vision.frames import RejectedVideo, read_frames
+from mol_model.clips import CLIP_LENGTH
 from mol_model.normalize import normalize_video
 
 OFFICIAL_SUFFIXES = {".pth", ".pt"}
 REGISTERED_MODEL = "models:/mol-mer@champion"
-# Class order of the official code's 3-class data (surprise, positive, negative folders in that order).
-# Its 5-class order depends on the data set (CASME II vs SAMM), so 5-class files need --class-names.
-OFFICIAL_CLASS_NAMES = {3: ["surprise", "positive", "negative"]}
-ZOOM = 3  # pictures show the 128x128 crop enlarged this much
 
 
 @dataclass
@@ -121,17 +118,19 @@ def predict(input: str | Path, model: str | None = None, out: str | Path | None 
     tick = time.perf_counter()
     aligned = align_input(frames, input)  # frames [N, 144, 144], landmarks [N, 68, 2]
     clips = clip_indices(len(frames))  # [S, 8] frame indices
-    video, reference = eval_crop(aligned.frames[clips], aligned.landmarks[clips])  # [S,8,128,128], [S,8,68,2]
+    offsets = eval_offsets(len(clips))  # [S, 2]
+    video, _, reference = crop_clips(aligned.frames[clips], None, aligned.landmarks[clips], np.arange(len(clips)),
+                                     offsets)  # [S,8,128,128], [S,8,68,2]
     to_crop = aligned.transforms[clips]  # [S, 8, 2, 3]: source pixels -> pixels of the 128 crop
-    to_crop[..., 2] -= EVAL_OFFSET
+    to_crop[..., 2] -= offsets[:, None, :]
     timings["align"] = time.perf_counter() - tick
     tick = time.perf_counter()
     logits, flow, landmarks = run_model(predictor, video, batch_size, progress)
     timings["model"] = time.perf_counter() - tick
 
     names = predictor.class_names
-    video_probs = _softmax(logits.mean(axis=0))  # [C]
-    clip_probs = _softmax(logits)  # [S, C]
+    video_probs = probabilities(logits.mean(axis=0))  # [C]
+    clip_probs = probabilities(logits)  # [S, C]
     best = int(video_probs.argmax())
     shown = int(clip_probs[:, best].argmax())  # the clip most sure of the video's class gets the pictures
     result = {
@@ -165,64 +164,6 @@ def predict(input: str | Path, model: str | None = None, out: str | Path | None 
     return result
 
 
-# ---- input ----
-
-def read_frames(input: Path, start: int | None, end: int | None) -> tuple[list[np.ndarray], list[int]]:
-    """The grayscale frames numbered start..end (inclusive) of a video file or a folder of frames,
-    with their frame numbers. Folders: the number in each file name; videos: 0-based position."""
-    if start is not None and end is not None and start > end:
-        raise UserError(f"--start {start} is after --end {end}; give a first frame not after the last")
-    if input.is_dir():
-        frames, numbers = _read_folder(input, start, end)
-    elif input.is_file():
-        if input.suffix.lower() in IMAGE_SUFFIXES:
-            raise UserError(f"{input} is a single image; pass a video file or a folder of frames")
-        frames, numbers = _read_video(input, start, end)
-    else:
-        raise UserError(f"{input} does not exist; pass a video file or a folder of frames")
-    if not frames:
-        raise UserError(f"{input} has no frames between {start if start is not None else 'the first'} and "
-                        f"{end if end is not None else 'the last'}; check --start/--end")
-    return frames, numbers
-
-
-def _in_range(number: int, start: int | None, end: int | None) -> bool:
-    return (start is None or number >= start) and (end is None or number <= end)
-
-
-def _read_folder(folder: Path, start: int | None, end: int | None) -> tuple[list[np.ndarray], list[int]]:
-    paths = list_frames(folder)
-    if not paths:
-        raise UserError(f"{folder} holds no image files with a frame number in their names; pass a folder "
-                        "of frames (e.g. img001.jpg, img002.jpg, ...) or a video file")
-    paths = [p for p in paths if _in_range(frame_number(p), start, end)]
-    try:
-        return [read_gray(p) for p in paths], [frame_number(p) for p in paths]
-    except RejectedVideo as e:
-        raise UserError(f"{folder}: {e}; remove or replace that file") from None
-
-
-def _read_video(path: Path, start: int | None, end: int | None) -> tuple[list[np.ndarray], list[int]]:
-    capture = cv2.VideoCapture(str(path))
-    frames, numbers = [], []
-    try:
-        if not capture.isOpened():
-            raise UserError(f"{path} is not a video OpenCV can read; pass an mp4/avi file or a folder of frames")
-        position = 0
-        while end is None or position <= end:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            if _in_range(position, start, end):
-                frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame)
-                numbers.append(position)
-            position += 1
-    finally:
-        capture.release()
-    if position == 0:
-        raise UserError(f"{path} holds no readable video frames; pass an mp4/avi file or a folder of frames")
-    return frames, numbers
-
 
 # ---- the training pipeline's preprocessing ----
 
@@ -233,12 +174,6 @@ def align_input(frames: list[np.ndarray], input: Path) -> AlignedVideo:
     except RejectedVideo as e:
         raise UserError(f"{input}: {e}; pass a video showing one frontal face") from None
 
-
-def eval_crop(frames: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The fixed evaluation crop of `mol labels`: [..., 144, 144] frames -> [..., 128, 128], landmarks
-    [..., 68, 2] moved into the crop."""
-    x, y = EVAL_OFFSET
-    return frames[..., y:y + CROP_SIZE, x:x + CROP_SIZE], landmarks - np.array(EVAL_OFFSET, np.float32)
 
 
 # ---- the model ----
@@ -257,7 +192,8 @@ def load_predictor(model: str | None, classes: int | None = None, class_names: l
                             "unset); pass --model runs/fold_00/model.safetensors or an MLflow models:/ URI")
         model = REGISTERED_MODEL
     if _is_uri(model):
-        network, names = _load_mlflow(model, target)
+        with fetch_model_file(model) as path:
+            network, names = _load_model_file(path, target)
     else:
         path = Path(model)
         if path.is_dir():
@@ -266,7 +202,11 @@ def load_predictor(model: str | None, classes: int | None = None, class_names: l
             raise UserError(f"model {model} does not exist; pass a model file from `mol train`, an MLflow "
                             "models:/ URI, or an official .pth checkpoint")
         if path.suffix.lower() in OFFICIAL_SUFFIXES:
-            network, names = _load_official(path, classes, target)
+            if classes is None:
+                raise UserError(f"{path.name} is an official MOL checkpoint, which does not record its class "
+                                "count; pass --classes 3 or --classes 5 (and --class-names for 5)")
+            network = load_official_checkpoint(path, classes).to(target)
+            names = OFFICIAL_CLASS_NAMES.get(classes) or generic_class_names(classes)
         else:
             network, names = _load_model_file(path, target)
         model = str(path)
@@ -293,46 +233,7 @@ def _model_file_in(folder: Path) -> Path:
 
 def _load_model_file(path: Path, device: torch.device) -> tuple[torch.nn.Module, list[str]]:
     network, config = load_model(path, device)
-    return network, config.get("class_names") or _generic_names(int(config["num_classes"]))
-
-
-def _load_official(path: Path, classes: int | None, device: torch.device) -> tuple[torch.nn.Module, list[str]]:
-    if classes is None:
-        raise UserError(f"{path.name} is an official MOL checkpoint, which does not record its class count; "
-                        "pass --classes 3 or --classes 5 (and --class-names for 5)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)  # weights only: no code is unpickled
-    except Exception as e:  # torch raises pickle, zip and runtime errors alike for a bad file
-        raise UserError(f"{path} is not a readable PyTorch state dict ({str(e).splitlines()[0]})") from None
-    if not isinstance(state, dict):
-        raise UserError(f"{path} holds a {type(state).__name__}, not a state dict of the official MOL code")
-    network = MOL(num_classes=classes)
-    try:
-        load_official_state_dict(network, state)
-    except ValueError as e:
-        raise UserError(f"{path}: {e} (is --classes {classes} right?)") from None
-    return network.to(device).eval(), OFFICIAL_CLASS_NAMES.get(classes) or _generic_names(classes)
-
-
-def _load_mlflow(uri: str, device: torch.device) -> tuple[torch.nn.Module, list[str]]:
-    """Fetch an MLflow model's artifacts and load the safetensors model file inside (never a pickle)."""
-    import mlflow  # imported here: it takes seconds, and only this model source needs it
-    from mlflow.exceptions import MlflowException
-
-    store = tracking_uri()
-    with tempfile.TemporaryDirectory(prefix="mol-predict-") as tmp:
-        try:
-            local = Path(mlflow.artifacts.download_artifacts(
-                artifact_uri=uri, dst_path=tmp, tracking_uri=store,
-                registry_uri=os.environ.get("MLFLOW_REGISTRY_URI") or store))
-        except MlflowException as e:
-            raise UserError(f"cannot fetch MLflow model {uri} from {store} ({e.message.splitlines()[0]}); "
-                            "check the name and alias, or pass --model with a model file") from None
-        files = sorted(local.rglob("*.safetensors")) if local.is_dir() else [local]
-        if not files or files[0].suffix != ".safetensors":
-            raise UserError(f"MLflow model {uri} holds no .safetensors model file (only pyfunc models logged by "
-                            "components.pyfunc.log_pyfunc_model do); register it again or pass --model")
-        return _load_model_file(files[0], device)
+    return network, class_names(config)
 
 
 def run_model(predictor: Predictor, video: np.ndarray, batch_size: int = 4,
@@ -348,17 +249,8 @@ def run_model(predictor: Predictor, video: np.ndarray, batch_size: int = 4,
     return tuple(np.concatenate(parts) for parts in zip(*outputs))
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
 def _named(probabilities: np.ndarray, names: list[str]) -> dict[str, float]:
     return {name: round(float(p), 6) for name, p in zip(names, probabilities)}
-
-
-def _generic_names(count: int) -> list[str]:
-    return [f"class_{i}" for i in range(count)]
 
 
 def _split_names(text: str | None) -> list[str] | None:
@@ -369,96 +261,6 @@ def _split_names(text: str | None) -> list[str] | None:
         raise UserError(f"--class-names '{text}' must be distinct non-empty names separated by commas")
     return names
 
-
-# ---- pictures ----
-
-def write_pictures(out: Path, result: dict, frames: np.ndarray, flow: np.ndarray, landmarks: np.ndarray,
-                   reference: np.ndarray, video_probs: np.ndarray, clip_probs: np.ndarray,
-                   animation: str) -> dict[str, str]:
-    """The pictures of one clip: frames [8, 128, 128], flow [7, 2, 128, 128], predicted landmarks
-    [7, 68, 2] (frames 2..8), dlib's aligned landmarks [8, 68, 2]. Returns {kind: file name}."""
-    largest = vis.flow_scale(flow)  # one colour scale and one arrow scale for the clip's 7 pairs
-    scale = vis.arrow_scale(flow, step=8)
-    pairs = [f"{t + 1}-{t + 2}" for t in range(len(flow))]
-    color_panels = [vis.caption(vis.to_rgb(vis.flow_to_color(f, largest), ZOOM), f"flow {p}")
-                    for f, p in zip(flow, pairs)]
-    color_panels.append(vis.caption(vis.to_rgb(vis.color_wheel(128), ZOOM), f"rim = {largest:.3f} px"))
-    arrow_panels = [vis.caption(vis.draw_flow_arrows(frames[t], flow[t], step=8, scale=scale, zoom=ZOOM),
-                                f"flow {pairs[t]} (arrows x{scale:.2g})") for t in range(len(flow))]
-    landmark_panels = [vis.caption(_frame_overlay(frames, landmarks, reference, t), f"frame {t + 1}")
-                       for t in range(len(frames))]
-    strips = {"flow_color": color_panels, "flow_arrows": arrow_panels, "landmarks": landmark_panels}
-    strips = {kind: vis.tile(panels, columns=4) for kind, panels in strips.items()}
-    files = {}
-    for kind, image in strips.items():
-        vis.save_png(image, out / f"{kind}.png")
-        files[kind] = f"{kind}.png"
-
-    if animation != "none":
-        clip = [_animation_frame(frames, flow, landmarks, reference, largest, scale, t) for t in range(len(frames))]
-        files["animation"] = f"clip.{animation}"
-        (vis.save_gif if animation == "gif" else vis.save_mp4)(clip, out / files["animation"], fps=3)
-
-    title = (f"{Path(result['input']).name}: {result['predicted_class']} "
-             f"(p = {video_probs.max():.2f}; clip {result['picture_clip']} shown)")
-    figure = vis.prediction_summary_figure(frames, landmarks, flow, video_probs, result["class_names"], title,
-                                           clip_probs, reference)
-    summary_png = vis.figure_png(figure)
-    write_bytes(out / "summary.png", summary_png)
-    files["summary_png"] = "summary.png"
-    images = [("Summary", summary_png, "image/png"),
-              ("Landmarks (green: dlib on the aligned frames, red: MOL's prediction)",
-               vis.png_bytes(strips["landmarks"]), "image/png"),
-              ("Predicted flow as colour (hue = direction, brightness = speed; the wheel is the legend)",
-               vis.png_bytes(strips["flow_color"]), "image/png"),
-              ("Predicted flow as arrows (magnified)", vis.png_bytes(strips["flow_arrows"]), "image/png")]
-    if animation == "gif":
-        images.append(("Clip with overlays", (out / files["animation"]).read_bytes(), "image/gif"))
-    write_text(out / "summary.html", vis.summary_html(title, video_probs, result["class_names"], images,
-                                                      _clip_table(result), _notes(result)))
-    files["summary_html"] = "summary.html"
-    return files
-
-
-def _frame_overlay(frames: np.ndarray, landmarks: np.ndarray, reference: np.ndarray, t: int,
-                   flow: np.ndarray | None = None, scale: float = 1.0) -> np.ndarray:
-    """Frame t enlarged ZOOM times: flow arrows (if `flow`), dlib's landmarks (green) and, from the second
-    frame on, MOL's predicted landmarks (red)."""
-    image = vis.draw_flow_arrows(frames[t], flow, scale=scale, zoom=ZOOM) if flow is not None \
-        else vis.to_rgb(frames[t], ZOOM)
-    sets, colors = ([reference[t], landmarks[t - 1]], [vis.GREEN, vis.RED]) if t else ([reference[0]], [vis.GREEN])
-    return vis.draw_landmarks(image, vis.zoom_points(np.stack(sets), ZOOM), colors)
-
-
-def _animation_frame(frames: np.ndarray, flow: np.ndarray, landmarks: np.ndarray, reference: np.ndarray,
-                     largest: float, scale: float, t: int) -> np.ndarray:
-    """Frame t with both landmark sets and the arrows of the flow into it, beside that flow's colours."""
-    incoming = flow[t - 1] if t else None
-    face = _frame_overlay(frames, landmarks, reference, t, incoming, scale)
-    colors = vis.to_rgb(vis.flow_to_color(incoming, largest), ZOOM) if t else np.zeros_like(face)
-    label = f"frame {t + 1}/{len(frames)}" + (f", flow {t}-{t + 1}" if t else "")
-    return vis.caption(vis.tile([face, colors]), label)
-
-
-def _clip_table(result: dict) -> list[list]:
-    header = ["clip", "frames", "predicted", *result["class_names"]]
-    stride = result["frames"]["stride"]
-    return [header] + [[c["clip"], f"{c['frame_numbers'][0]}..{c['frame_numbers'][-1]} (every {stride})",
-                        c["predicted_class"], *(f"{p:.3f}" for p in c["probabilities"].values())]
-                       for c in result["clips"]]
-
-
-def _notes(result: dict) -> list[str]:
-    frames = result["frames"]
-    return [f"input: {result['input']}", f"model: {result['model']}",
-            f"frames {frames['first']}..{frames['last']} ({frames['count']}), {frames['without_face']} without "
-            "a detected face (landmarks interpolated)",
-            "video probabilities = softmax of the mean of the clip logits"]
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
 
 
 # ---- stdout ----
@@ -481,3 +283,4 @@ def format_text(result: dict) -> str:
     lines.append(f"model: {result['model']}")
     lines.append(f"wrote {', '.join(str(Path(result['out']) / f) for f in result['files'].values())}")
     return "\n".join(lines)
+

@@ -19,11 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from components.datasets import read_manifest
+from components.config import DataSettings, SplitSettings, add_params_argument, params_from_args
+from components.data import read_manifest
 from components.errors import UserError
-from components.fileio import write_json
-
-MODES = ("loso", "kfold", "lodo", "holdout")
+from components.io import write_json
 
 
 def class_names_of(table: pd.DataFrame, num_classes: int | None) -> list[str]:
@@ -79,16 +78,15 @@ def lodo_groups(table: pd.DataFrame) -> list[list[str]]:
     return [sorted(table.loc[table["dataset"] == d, "subject"].unique()) for d in datasets]
 
 
-def split(manifest: str | Path, out: str | Path, mode: str = "loso", k: int = 5, seed: int = 0,
+def split(manifest: str | Path, out: str | Path, settings: SplitSettings = SplitSettings(),
           num_classes: int | None = None, subjects: list[str] | None = None) -> dict:
     """Write FOLDS.json for `manifest` and return it.
 
-    `num_classes` overrides the class count (default: the largest label + 1), for small manifests in
-    which the last class happens not to occur. `subjects` restricts the study to those subjects (train
-    and test; default: all in the manifest); a listed subject with no usable sample is skipped with a message.
+    `num_classes` is the class set's size (default: the largest label + 1), for manifests in which the
+    last class happens not to occur. `subjects` restricts the study to those subjects (train and test;
+    default: all in the manifest); a listed subject with no usable sample is skipped with a message.
     """
-    if mode not in MODES:
-        raise UserError(f"--mode {mode} is unknown; choose one of {', '.join(MODES)}")
+    mode, k, seed = settings.mode, settings.k, settings.seed
     table = read_manifest(manifest)
     usable = table[table["label"] >= 0]
     if len(usable) < len(table):
@@ -134,21 +132,18 @@ def split(manifest: str | Path, out: str | Path, mode: str = "loso", k: int = 5,
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", required=True, help="manifest CSV written by `mol ingest`")
     parser.add_argument("--out", required=True, help="FOLDS.json to write")
-    parser.add_argument("--mode", choices=MODES, default="loso",
-                        help="loso: leave one subject out (default); kfold: K folds grouped by subject; "
-                             "lodo: leave one data set out; holdout: one fold, the first kfold group is the test set")
-    parser.add_argument("--k", type=int, default=5,
-                        help="number of folds for --mode kfold; --mode holdout tests on about 1/K of the samples (default 5)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the kfold/holdout subject shuffle (default 0)")
-    parser.add_argument("--classes", type=int, default=None, dest="num_classes",
-                        help="number of classes (default: largest label in the manifest + 1)")
     parser.add_argument("--subjects", nargs="+", default=None,
                         help="use only these subjects, for training and testing (default: all in the manifest); "
                              "a listed subject without usable samples is skipped with a message")
+    parser.add_argument("--classes", type=int, default=None,
+                        help="size of the class set (default: data.classes of --params, else the manifest's "
+                             "largest label + 1)")
+    add_params_argument(parser)
+    SplitSettings.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    split(args.manifest, args.out, mode=args.mode, k=args.k, seed=args.seed,
-          num_classes=args.num_classes, subjects=args.subjects)
+    params = params_from_args(args)
+    classes = args.classes or (params.section(DataSettings).classes if params else None)
+    split(args.manifest, args.out, SplitSettings.from_args(args, params), num_classes=classes, subjects=args.subjects)
     return 0

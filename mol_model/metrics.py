@@ -48,11 +48,16 @@ def classification_metrics(cm) -> dict[str, float]:
     }
 
 
+def eye_centres(landmarks):
+    """[..., 68, 2] (numpy or torch) -> the means of points 36-41 and 42-47, each [..., 2] (the subject's
+    right and left eye: left and right in the image)."""
+    return landmarks[..., LEFT_EYE, :].mean(-2), landmarks[..., RIGHT_EYE, :].mean(-2)
+
+
 def inter_ocular_distance(landmarks: torch.Tensor, min_distance: float = 1.0) -> torch.Tensor:
-    """[..., 68, 2] -> [...]: distance between the eye centres (means of points 36-41 and 42-47), as in the
-    official `get_pupil_distance`; clamped to `min_distance` pixels so a degenerate target cannot divide by 0."""
-    left = landmarks[..., LEFT_EYE, :].mean(-2)
-    right = landmarks[..., RIGHT_EYE, :].mean(-2)
+    """[..., 68, 2] -> [...]: distance between the eye centres, as in the official `get_pupil_distance`;
+    clamped to `min_distance` pixels so a degenerate target cannot divide by 0."""
+    left, right = eye_centres(landmarks)
     return (right - left).norm(dim=-1).clamp_min(min_distance)
 
 

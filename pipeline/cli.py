@@ -4,8 +4,9 @@
     mol pipeline run-local --workdir kfp-local          the whole DAG here, through kfp.local (no cluster)
     mol pipeline submit --host URL [--wait]             compile and start a run on a cluster
 
-All three read params.yaml (`--params`), take `--param section.key=value` overrides (as `dvc exp run -S`),
-and use its values as the pipeline's parameters; `kubeflow:` holds the compile-time settings.
+All three read params.yaml (`--params`, checked whole against components/config.py), take `--param
+section.key=value` overrides (as `dvc exp run -S`), and use its sections as the pipeline's parameters;
+`kubeflow:` holds the compile-time settings.
 """
 from __future__ import annotations
 
@@ -123,17 +124,17 @@ def submit_command(args: argparse.Namespace) -> int:
 
 def configured_pipeline(params_path: str, overrides: list[str]):
     """(pipeline, its arguments, compile settings) from params.yaml after the --param overrides.
-    Arguments: the params.yaml values, plus the run folder <mount_path>/runs/<run id>."""
-    from pipeline.params import KubeflowSettings, load_params, pipeline_arguments, set_param
-    from pipeline.pipeline import build_pipeline, pipeline_parameter_names
+    Arguments: the params.yaml sections, plus the run folder <mount_path>/runs/<run id>."""
+    from components.config import KubeflowSettings, load_params
+    from pipeline.pipeline import build_pipeline, section_parameters
 
-    params = load_params(params_path)
-    for assignment in overrides:
-        set_param(params, assignment)
-    settings = KubeflowSettings.from_params(params)
+    params = load_params(params_path, overrides)
+    settings = params.section(KubeflowSettings)
     pipeline = build_pipeline(settings)
+    # KFP cannot hold an empty (None) value: such keys are left out, and the step takes their default (empty)
     arguments = {"run_root": f"{settings.mount_path.rstrip('/')}/runs", "run_name": "",
-                 **pipeline_arguments(params, pipeline_parameter_names(pipeline))}
+                 **{name: {k: v for k, v in params.sections[name].as_dict().items() if v is not None}
+                    for name in section_parameters(pipeline)}}
     return pipeline, arguments, settings
 
 

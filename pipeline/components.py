@@ -1,6 +1,11 @@
 """The Kubeflow steps: one lightweight Python component per stage, each a thin shell that calls the
 stage function inside the project image.
 
+Settings arrive as one `dict` parameter per params.yaml section (`train`, `execution`, ...), and each step
+turns its sections back into the typed settings of components/config.py (`from_mapping`), which checks
+every key and value and restores whole numbers (KFP hands every number of a dict over as a float).
+So no setting is spelt out here: components/config.py is their one definition.
+
 Data passes on a shared volume, not as KFP artifacts: every step works in one run folder,
 RUN_ROOT/RUN_NAME (RUN_NAME empty: the pipeline job's id), laid out exactly like a DVC checkout
 (data/manifest.csv, data/aligned/, data/clips/, data/folds.json, runs/fold_KK/, reports/, and
@@ -14,8 +19,7 @@ can take only pipeline parameters and the fold index. For the same reason the pa
 reaches the folds through runs/parent_run_id.txt, which `mol train` reads when given no id.
 
 KFP ships each function's source alone into its pod, so every import sits inside the function; the
-image has this package installed, nothing is pip-installed at run time. Parameters are flat and typed
-(`int`, `float`, `bool`, `str`) because KFP's dict parameters turn every number into a float.
+image has this package installed, nothing is pip-installed at run time.
 This module has no `from __future__ import annotations`: KFP reads the annotations as real types.
 """
 from types import SimpleNamespace
@@ -37,123 +41,124 @@ def enter_run_folder(run_root: str, run_name: str, job_id: str) -> str:
     return path
 
 
-def synth_op(run_root: str, run_name: str, job_id: str, subjects: int, videos_per_subject: int,
-             frames_min: int, frames_max: int, difficulty: str, seed: int) -> dict:
+def synth_op(run_root: str, run_name: str, job_id: str, synth: dict) -> dict:
     """`mol synth data/synthetic`: the embedded synthetic data set."""
     import dataclasses
 
-    from components.synth import synth
+    from components.config import SynthSettings
+    from components.synth import synth as make
     from pipeline.components import enter_run_folder
 
     enter_run_folder(run_root, run_name, job_id)
-    summary = synth("data/synthetic", subjects, videos_per_subject, seed, difficulty, (frames_min, frames_max))
-    return dataclasses.asdict(summary)
+    return dataclasses.asdict(make("data/synthetic", SynthSettings.from_mapping(synth, "pipeline parameter synth")))
 
 
-def ingest_op(run_root: str, run_name: str, job_id: str, dataset: str, root: str, annotations: str,
-              classes: int) -> dict:
+def ingest_op(run_root: str, run_name: str, job_id: str, data: dict) -> dict:
     """`mol ingest`: the data set as distributed -> data/manifest.csv + data/rejects.csv. A relative
-    ROOT is taken from the run folder (data/synthetic/...), an absolute one from the mounted volume."""
+    data.root is taken from the run folder (data/synthetic/...), an absolute one from the mounted volume."""
+    from components.config import DataSettings
     from components.ingest import ingest, print_summary
     from pipeline.components import enter_run_folder
 
     enter_run_folder(run_root, run_name, job_id)
-    summary = ingest(dataset, root, "data/manifest.csv", annotations or None, classes)
+    summary = ingest(DataSettings.from_mapping(data, "pipeline parameter data"), "data/manifest.csv")
     print_summary(summary)
     return {"samples": summary.n_samples, "rejects": summary.n_rejects, "per_label": summary.per_label,
             "subjects": len(summary.per_subject)}
 
 
-def align_op(run_root: str, run_name: str, job_id: str, per_frame: bool, workers: int) -> dict:
+def align_op(run_root: str, run_name: str, job_id: str, align: dict, execution: dict) -> dict:
     """`mol align`: data/manifest.csv -> data/aligned/ (one .npz per sample)."""
-    from components.align import align
+    from components.align import align as run_align
+    from components.config import AlignSettings, ExecutionSettings
     from pipeline.components import enter_run_folder
 
     enter_run_folder(run_root, run_name, job_id)
-    summary = align("data/manifest.csv", "data/aligned", per_frame=per_frame, workers=workers)
+    summary = run_align("data/manifest.csv", "data/aligned", AlignSettings.from_mapping(align, "pipeline parameter align"),
+                        workers=ExecutionSettings.from_mapping(execution, "pipeline parameter execution").workers)
     return {k: summary[k] for k in ("videos", "aligned", "skipped_existing", "rejected", "frames_per_s")}
 
 
-def labels_op(run_root: str, run_name: str, job_id: str, flow: str, train_crops: int, seed: int,
-              workers: int) -> dict:
+def labels_op(run_root: str, run_name: str, job_id: str, labels: dict, execution: dict) -> dict:
     """`mol labels`: data/aligned/ -> data/clips/ (clips, crops, flow and landmark labels)."""
-    from components.labels import labels
+    from components.config import ExecutionSettings, LabelsSettings
+    from components.labels import labels as run_labels
     from pipeline.components import enter_run_folder
 
     enter_run_folder(run_root, run_name, job_id)
-    summary = labels("data/manifest.csv", "data/aligned", "data/clips", flow=flow, train_crops=train_crops,
-                     workers=workers, seed=seed)
+    summary = run_labels("data/manifest.csv", "data/aligned", "data/clips",
+                         LabelsSettings.from_mapping(labels, "pipeline parameter labels"),
+                         workers=ExecutionSettings.from_mapping(execution, "pipeline parameter execution").workers)
     return {k: summary[k] for k in ("videos", "labelled", "skipped_existing", "rejected", "clips")}
 
 
-def split_op(run_root: str, run_name: str, job_id: str, mode: str, k: int, seed: int, classes: int) -> List[int]:
+def split_op(run_root: str, run_name: str, job_id: str, split: dict, data: dict) -> List[int]:
     """`mol split`: data/folds.json. Returns the fold indices the train steps fan out over."""
-    from components.split import split
+    from components.config import DataSettings, SplitSettings
+    from components.split import split as run_split
     from pipeline.components import enter_run_folder
 
     enter_run_folder(run_root, run_name, job_id)
-    document = split("data/manifest.csv", "data/folds.json", mode=mode, k=k, seed=seed, num_classes=classes)
+    document = run_split("data/manifest.csv", "data/folds.json", SplitSettings.from_mapping(split, "pipeline parameter split"),
+                         num_classes=DataSettings.from_mapping(data, "pipeline parameter data").classes)
     return [int(fold["fold"]) for fold in document["folds"]]
 
 
-def parent_run_op(run_root: str, run_name: str, job_id: str, experiment: str, lr: float, weight_decay: float,
-                  batch_size: int, steps: int, flow_weight: float, landmark_weight: float, mer_input: str,
-                  mer_dropout: float, balance: str, seed: int, select_on_test: bool, val_subjects: int) -> str:
+def parent_run_op(run_root: str, run_name: str, job_id: str, train: dict, mlflow: dict) -> str:
     """The parent MLflow run (the schedule as its params), made once before the fan-out and recorded in
     runs/parent_run_id.txt for the fold steps; returns its id ('' when MOL_TRACKING=off)."""
     from pathlib import Path
 
-    from components import tracking
-    from components.train import TrainConfig, parent_run, read_folds
+    from components.config import MlflowSettings, TrainSettings
+    from components.data.folds import read_folds
+    from components.tracking import runs as tracking
+    from components.train import parent_run
     from pipeline.components import enter_run_folder
 
     enter_run_folder(run_root, run_name, job_id)
     if not tracking.tracking_enabled():
         return ""
-    config = TrainConfig(lr=lr, weight_decay=weight_decay, batch_size=batch_size, steps=steps,
-                         flow_weight=flow_weight, landmark_weight=landmark_weight, mer_input=mer_input,
-                         mer_dropout=mer_dropout, balance=balance, seed=seed,
-                         select_on_test=select_on_test, val_subjects=val_subjects)
     folds = Path("data/folds.json")
-    parent = parent_run(Path("runs"), folds, read_folds(folds), config, experiment, None, None)
+    parent = parent_run(Path("runs"), folds, read_folds(folds), TrainSettings.from_mapping(train, "pipeline parameter train"),
+                        MlflowSettings.from_mapping(mlflow, "pipeline parameter mlflow").experiment, None, None)
     print(f"MLflow parent run {parent.run_id} in {tracking.tracking_uri()}")
     return parent.run_id
 
 
-def train_op(run_root: str, run_name: str, job_id: str, fold: int, experiment: str, lr: float,
-             weight_decay: float, batch_size: int, steps: int, flow_weight: float, landmark_weight: float,
-             mer_input: str, mer_dropout: float, balance: str, seed: int, select_on_test: bool,
-             val_subjects: int, device: str, checkpoint_every: int) -> dict:
+def train_op(run_root: str, run_name: str, job_id: str, fold: int, train: dict, mlflow: dict,
+             execution: dict) -> dict:
     """`mol train --fold K`: one fold -> runs/fold_KK/ (model.safetensors, metrics.json), as a child
     of the parent run in runs/parent_run_id.txt. A retried pod resumes from the fold's last checkpoint."""
-    from components.train import TrainConfig, train
+    from components.config import ExecutionSettings, MlflowSettings, TrainSettings
+    from components.train import train as run_train
     from pipeline.components import enter_run_folder
 
     enter_run_folder(run_root, run_name, job_id)
-    config = TrainConfig(lr=lr, weight_decay=weight_decay, batch_size=batch_size, steps=steps,
-                         flow_weight=flow_weight, landmark_weight=landmark_weight, mer_input=mer_input,
-                         mer_dropout=mer_dropout, balance=balance, seed=seed,
-                         select_on_test=select_on_test, val_subjects=val_subjects, device=device,
-                         checkpoint_every=checkpoint_every)
-    [metrics] = train("data/clips", "data/folds.json", "runs", fold=fold, config=config, experiment=experiment)
+    [metrics] = run_train("data/clips", "data/folds.json", "runs", fold=fold,
+                          config=TrainSettings.from_mapping(train, "pipeline parameter train"),
+                          execution=ExecutionSettings.from_mapping(execution, "pipeline parameter execution"),
+                          experiment=MlflowSettings.from_mapping(mlflow, "pipeline parameter mlflow").experiment)
     return {"fold": fold, "status": metrics.get("status"), "test_subject": metrics.get("test_subject"),
             "video_uf1": metrics.get("video", {}).get("uf1"), "device": metrics.get("device")}
 
 
-def evaluate_op(run_root: str, run_name: str, job_id: str, trained: list, parent_run_id: str, experiment: str,
-                register: bool, metrics: Output[Metrics], confusion: Output[ClassificationMetrics],
+def evaluate_op(run_root: str, run_name: str, job_id: str, trained: list, parent_run_id: str, evaluate: dict,
+                mlflow: dict, metrics: Output[Metrics], confusion: Output[ClassificationMetrics],
                 ) -> NamedTuple("Scores", [("uf1", float), ("uar", float)]):
     """`mol evaluate`: pool runs/fold_*/ into reports/ and register the best fold's model. Also shows
     the pooled scores and confusion matrix in the Kubeflow UI."""
     from collections import namedtuple
 
-    from components.evaluate import METRICS, evaluate
+    from components.config import EvaluateSettings, MlflowSettings
+    from components.evaluate import evaluate as run_evaluate
+    from components.training.scoring import METRICS
     from pipeline.components import enter_run_folder
 
     enter_run_folder(run_root, run_name, job_id)
     print(f"{len(trained)} folds trained: {trained}")
-    result = evaluate("runs", "reports", register=register, manifest="data/manifest.csv",
-                      parent_run_id=parent_run_id or None, experiment=experiment)
+    result = run_evaluate("runs", "reports", EvaluateSettings.from_mapping(evaluate, "pipeline parameter evaluate"),
+                          manifest="data/manifest.csv", parent_run_id=parent_run_id or None,
+                          experiment=MlflowSettings.from_mapping(mlflow, "pipeline parameter mlflow").experiment)
     for name in (*METRICS, "flow_epe", "landmark_nme"):
         metrics.log_metric(name, float(result[name]))
     confusion.log_confusion_matrix(result["class_names"], result["video"]["confusion_matrix"])

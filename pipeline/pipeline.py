@@ -4,16 +4,17 @@
         -> ParallelFor(fold in split's fold list, parallelism P): train (1 GPU each)
         -> Collected(fold results) -> evaluate + register
 
-Runtime parameters are the keys of params.yaml, named `<section>_<key>` (`train_lr` for train.lr), plus
-`run_root` and `run_name` (the run folder on the shared volume). Everything Kubernetes-specific (image,
-volume, GPU, tolerations, secrets, fold parallelism) is fixed at compile time from params.yaml's
-`kubeflow:` section, because KFP takes those as constants.
+Runtime parameters are the sections of params.yaml, one `dict` each (`train` = {lr: ..., steps: ...}),
+plus `run_root` and `run_name` (the run folder on the shared volume); every step checks its sections
+against components/config.py. Everything Kubernetes-specific (image, volume, GPU, tolerations, secrets,
+fold parallelism) is fixed at compile time from params.yaml's `kubeflow:` section, because KFP takes
+those as constants.
 No `from __future__ import annotations` here: KFP reads the pipeline's annotations as real types.
 """
 from kfp import dsl, kubernetes
 
+from components.config import KubeflowSettings
 from pipeline import components
-from pipeline.params import KubeflowSettings
 
 RUN_PARAMETERS = ("run_root", "run_name")
 RUN_AS_USER = 10001  # the image's non-root user (Dockerfile)
@@ -26,56 +27,36 @@ def build_pipeline(settings: KubeflowSettings):
     @dsl.pipeline(name=settings.pipeline_name,
                   description="MOL micro-expression recognition: ingest, align, flow/landmark labels, "
                               "cross-validated joint training (one GPU pod per fold), evaluation, registration")
-    def mol_pipeline(
-        run_root: str, run_name: str,
-        data_dataset: str, data_root: str, data_annotations: str, data_classes: int,
-        synth_subjects: int, synth_videos_per_subject: int, synth_frames_min: int, synth_frames_max: int,
-        synth_difficulty: str, synth_seed: int,
-        align_per_frame: bool, align_workers: int,
-        labels_flow: str, labels_train_crops: int, labels_seed: int, labels_workers: int,
-        split_mode: str, split_k: int, split_seed: int,
-        train_lr: float, train_weight_decay: float, train_batch_size: int, train_steps: int,
-        train_flow_weight: float, train_landmark_weight: float, train_mer_input: str,
-        train_mer_dropout: float, train_balance: str, train_seed: int,
-        train_select_on_test: bool, train_val_subjects: int, train_device: str, train_checkpoint_every: int,
-        evaluate_register: bool, mlflow_experiment: str,
-    ) -> float:
+    def mol_pipeline(run_root: str, run_name: str, data: dict, synth: dict, align: dict, labels: dict,
+                     split: dict, train: dict, evaluate: dict, mlflow: dict, execution: dict) -> float:
         # Every step finds the run folder from these (see components.py for why not from a task output).
         where = dict(run_root=run_root, run_name=run_name, job_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
-        synth = ops.synth_op(**where, subjects=synth_subjects, videos_per_subject=synth_videos_per_subject,
-                             frames_min=synth_frames_min, frames_max=synth_frames_max,
-                             difficulty=synth_difficulty, seed=synth_seed)
-        ingest = ops.ingest_op(**where, dataset=data_dataset, root=data_root, annotations=data_annotations,
-                               classes=data_classes).after(synth)
-        align = ops.align_op(**where, per_frame=align_per_frame, workers=align_workers).after(ingest)
-        labels = ops.labels_op(**where, flow=labels_flow, train_crops=labels_train_crops, seed=labels_seed,
-                               workers=labels_workers).after(align)
-        split = ops.split_op(**where, mode=split_mode, k=split_k, seed=split_seed, classes=data_classes).after(labels)
+        synth_task = ops.synth_op(**where, synth=synth)
+        ingest = ops.ingest_op(**where, data=data).after(synth_task)
+        align_task = ops.align_op(**where, align=align, execution=execution).after(ingest)
+        labels_task = ops.labels_op(**where, labels=labels, execution=execution).after(align_task)
+        split_task = ops.split_op(**where, split=split, data=data).after(labels_task)
+        parent = ops.parent_run_op(**where, train=train, mlflow=mlflow).after(split_task)
+        with dsl.ParallelFor(split_task.output, parallelism=settings.parallelism) as fold:
+            train_task = ops.train_op(**where, fold=fold, train=train, mlflow=mlflow,
+                                      execution=execution).after(parent)
+        evaluate_task = ops.evaluate_op(**where, trained=dsl.Collected(train_task.output), parent_run_id=parent.output,
+                                        evaluate=evaluate, mlflow=mlflow)
 
-        schedule = dict(lr=train_lr, weight_decay=train_weight_decay, batch_size=train_batch_size,
-                        steps=train_steps, flow_weight=train_flow_weight, landmark_weight=train_landmark_weight,
-                        mer_input=train_mer_input, mer_dropout=train_mer_dropout, balance=train_balance,
-                        seed=train_seed, select_on_test=train_select_on_test, val_subjects=train_val_subjects)
-        parent = ops.parent_run_op(**where, experiment=mlflow_experiment, **schedule).after(split)
-        with dsl.ParallelFor(split.output, parallelism=settings.parallelism) as fold:
-            train = ops.train_op(**where, fold=fold, experiment=mlflow_experiment, device=train_device,
-                                 checkpoint_every=train_checkpoint_every, **schedule).after(parent)
-        evaluate = ops.evaluate_op(**where, trained=dsl.Collected(train.output), parent_run_id=parent.output,
-                                   experiment=mlflow_experiment, register=evaluate_register)
-
-        steps = {"synth": synth, "ingest": ingest, "align": align, "labels": labels, "split": split,
-                 "MLflow parent run": parent, "train fold": train, "evaluate + register": evaluate}
+        steps = {"synth": synth_task, "ingest": ingest, "align": align_task, "labels": labels_task,
+                 "split": split_task, "MLflow parent run": parent, "train fold": train_task,
+                 "evaluate + register": evaluate_task}
         for name, task in steps.items():
             task.set_display_name(name)
             _in_cluster(task, settings)
-        _on_gpu(train, settings)
-        return evaluate.outputs["uf1"]
+        _on_gpu(train_task, settings)
+        return evaluate_task.outputs["uf1"]
 
     return mol_pipeline
 
 
-def pipeline_parameter_names(pipeline) -> list[str]:
-    """The runtime parameters that come from params.yaml (`section_key`), in signature order."""
+def section_parameters(pipeline) -> list[str]:
+    """The runtime parameters that are params.yaml sections, in signature order."""
     return [name for name in pipeline.component_spec.inputs if name not in RUN_PARAMETERS]
 
 

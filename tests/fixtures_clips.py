@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.fileio import sample_file_stem, write_npz
+from components.io import sample_file_stem, write_npz
 
 
 def landmarks_track(rng: np.random.Generator, clips: int) -> np.ndarray:

@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from components.align import align, fill_missing
-from components.face import alignment_matrix, eye_centres, transform_points
+from components.align import align
+from components.config import AlignSettings
+from components.vision.face import alignment_matrix, fill_missing, transform_points
+from mol_model.metrics import eye_centres
 from face_video import SHIFT, manifest_row, write_manifest, write_video
 
 N_FRAMES = 12
@@ -25,7 +27,7 @@ def aligned(tmp_path_factory):
     manifest = write_manifest(root / "manifest.csv", [manifest_row("test/s1/moving", "moving", N_FRAMES),
                                                       manifest_row("test/s1/gap", "gap", 9)])
     video = align(manifest, root / "video", workers=1)
-    frame = align(manifest, root / "frame", per_frame=True, workers=1)
+    frame = align(manifest, root / "frame", AlignSettings(per_frame=True), workers=1)
     return root, manifest, video, frame
 
 

@@ -33,14 +33,8 @@ def test_user_error_becomes_one_line_and_exit_2(monkeypatch, capsys):
         def run(args):
             raise UserError("the thing is wrong; do this to mend it")
 
-    monkeypatch.setattr(cli, "_load", lambda name: FakeStage)
+    monkeypatch.setattr(cli.importlib, "import_module", lambda name: FakeStage)
     assert cli.main(["split", "--x", "1"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "mol split: error: the thing is wrong; do this to mend it"
     assert "Traceback" not in err
-
-
-def test_missing_stage_module_says_not_built(monkeypatch, capsys):
-    monkeypatch.setattr(cli, "_load", lambda name: None)
-    assert cli.main(["predict", "x"]) == 2
-    assert "not built yet" in capsys.readouterr().err

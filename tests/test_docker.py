@@ -156,7 +156,7 @@ def test_the_project_installed_as_in_the_image_runs_mol(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "pipeline" in result.stdout and "train" in result.stdout
     where = subprocess.run([venv / "bin" / "python", "-c",
-                            "import components, mol_model, pipeline.pipeline, components.datasets.casme2; "
+                            "import components, mol_model, pipeline.pipeline, components.data.casme2; "
                             "print(components.__file__)"], capture_output=True, text=True, cwd=elsewhere)
     assert where.returncode == 0, where.stderr
     assert str(venv) in where.stdout, f"imported from the checkout, not the install: {where.stdout}"

@@ -1,6 +1,7 @@
-"""dvc.yaml + params.yaml: every command parses with the real `mol` stage parsers, every value it uses is
-a declared parameter, DVC reads the DAG, S3 remotes push and pull (moto), and (slow) `dvc repro` and
-`dvc exp run -S` run end to end on a tiny setting."""
+"""dvc.yaml + params.yaml: every command parses with the real `mol` stage parsers and reads its settings
+from params.yaml, each stage tracks its section and its code, a mistyped key stops `dvc repro` by name,
+DVC reads the DAG, S3 remotes push and pull (moto), and (slow) `dvc repro`, `dvc status` after a code or
+execution change, and `dvc exp run -S` run end to end on a tiny setting."""
 from __future__ import annotations
 
 import argparse
@@ -19,11 +20,14 @@ import pytest
 import yaml
 
 from components import cli
-from pipeline.params import load_params
+from components.config import (AlignSettings, DataSettings, EvaluateSettings, LabelsSettings, MlflowSettings,
+                               SplitSettings, SynthSettings, TrainSettings, load_params)
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = Path(sys.executable).parent / "dvc"
-STAGES = ["synth", "ingest", "align", "labels", "split", "train", "evaluate"]
+STAGES = ["params", "synth", "ingest", "align", "labels", "split", "train", "evaluate"]
+READS = {"synth": [SynthSettings], "ingest": [DataSettings], "align": [AlignSettings], "labels": [LabelsSettings],
+         "split": [SplitSettings], "train": [TrainSettings, MlflowSettings], "evaluate": [EvaluateSettings, MlflowSettings]}
 PLACEHOLDER = re.compile(r"\$\{([a-z_]+)\.([a-z_]+)\}")
 
 
@@ -31,61 +35,52 @@ def dvc_yaml() -> dict:
     return yaml.safe_load((ROOT / "dvc.yaml").read_text())
 
 
+def params_document(path: Path = ROOT / "params.yaml") -> dict:
+    return yaml.safe_load(path.read_text())
+
+
 def render(text: str, params: dict) -> str:
-    """DVC's `${section.key}` interpolation (booleans as true/false, as DVC writes them)."""
-    def value(match):
-        v = params[match[1]][match[2]]
-        return str(v).lower() if isinstance(v, bool) else str(v)
-    return PLACEHOLDER.sub(value, text)
+    """DVC's `${section.key}` interpolation."""
+    return PLACEHOLDER.sub(lambda match: str(params[match[1]][match[2]]), text)
 
 
 def test_stages_are_the_pipeline_in_order():
     assert list(dvc_yaml()["stages"]) == STAGES
 
 
-@pytest.mark.parametrize("stage", STAGES)
-def test_command_parses_with_the_stage_cli(stage):
-    """The rendered command is accepted by `mol <stage>`'s own parser (flags in sync with the stages)."""
-    params = load_params(ROOT / "params.yaml")
-    argv = shlex.split(render(dvc_yaml()["stages"][stage]["cmd"], params))
-    assert argv[:2] == ["mol", stage]
-    module_name, help_text = cli.COMMANDS[stage]
+@pytest.mark.parametrize("stage", STAGES[1:])
+def test_command_reads_its_settings_from_params_yaml(stage):
+    """The rendered command is accepted by `mol <stage>`'s own parser and hands it params.yaml, so the
+    settings the stage runs with are exactly the file's: no value is copied into dvc.yaml."""
+    argv = shlex.split(render(dvc_yaml()["stages"][stage]["cmd"], params_document()))
+    assert argv[:2] == ["mol", stage] and argv[-2:] == ["--params", "params.yaml"]
+    module = importlib.import_module(cli.COMMANDS[stage][0])
     parser = argparse.ArgumentParser(prog=f"mol {stage}")
-    importlib.import_module(module_name).configure_parser(parser)
-    args = parser.parse_args(cli.explicit_switches(parser, argv[2:]))
-    if stage == "train":
-        assert args.all and args.lr == params["train"]["lr"]
-        assert args.select_on_test is params["train"]["select_on_test"]
-    if stage == "evaluate":
-        assert args.register is params["evaluate"]["register"]
-    if stage == "align":
-        assert args.per_frame is params["align"]["per_frame"]
+    module.configure_parser(parser)
+    args = parser.parse_args(argv[2:])
+    file = load_params(ROOT / "params.yaml")
+    for settings in READS[stage]:
+        assert settings.from_args(args, file) == file.section(settings)
 
 
-@pytest.mark.parametrize("stage", STAGES)
-def test_every_value_in_a_command_is_a_declared_parameter(stage):
-    """A stage reruns when a params.yaml value it uses changes, and only then."""
-    params = load_params(ROOT / "params.yaml")
+@pytest.mark.parametrize("stage", STAGES[1:])
+def test_each_stage_tracks_its_section_and_its_code(stage):
+    """A stage reruns when its params.yaml section or the code it runs changes; `execution:` is nobody's."""
     spec = dvc_yaml()["stages"][stage]
+    tracked = set(spec["params"])
+    assert stage in tracked or (stage == "ingest" and "data" in tracked)
+    assert not any(name.split(".")[0] == "execution" for name in tracked)
     used = {f"{s}.{k}" for s, k in PLACEHOLDER.findall(spec["cmd"])}
-    assert used == set(spec.get("params", [])), stage
-    for name in used:
-        section, key = name.split(".")
-        assert key in params[section], f"{name} is not in params.yaml"
+    assert all(name in tracked or name.split(".")[0] in tracked for name in used), used
+    code = [d for d in spec["deps"] if not d.startswith(("data/", "runs", "${"))]
+    assert f"components/{stage}.py" in code and all((ROOT / d).exists() for d in code)
+    if stage in ("train", "evaluate"):
+        assert "mol_model" in code
 
 
-def test_booleans_from_params_reach_the_stage_flags():
-    """dvc.yaml writes `--flag=${section.key}` (DVC renders true/false); `mol` turns that into the flag."""
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--per-frame", action="store_true")
-    parser.add_argument("--register", action=argparse.BooleanOptionalAction, default=True)
-    parse = lambda *argv: parser.parse_args(cli.explicit_switches(parser, list(argv)))  # noqa: E731
-    assert parse("--per-frame=true").per_frame is True
-    assert parse("--per-frame=false").per_frame is False
-    assert parse("--register=false").register is False
-    assert parse("--register=True").register is True
-    with pytest.raises(SystemExit):
-        parse("--per-frame=maybe")
+def test_params_check_runs_first_every_time():
+    spec = dvc_yaml()["stages"]["params"]
+    assert spec["cmd"] == "mol params params.yaml" and spec["always_changed"] is True
 
 
 def test_metrics_and_plots_are_declared():
@@ -113,10 +108,14 @@ def dvc_repo(path: Path) -> Path:
 
 
 def git_repo_with_pipeline(path: Path, params: dict | None = None) -> Path:
-    """dvc_repo() holding this project's dvc.yaml and params.yaml (or `params`)."""
+    """dvc_repo() holding this project's dvc.yaml, its params.yaml (or `params`) and a copy of the code the
+    stages list as deps (the stages themselves run the installed `mol`)."""
     dvc_repo(path)
     shutil.copy(ROOT / "dvc.yaml", path)
-    (path / "params.yaml").write_text(yaml.safe_dump(params or load_params(ROOT / "params.yaml"), sort_keys=False))
+    shutil.copy(ROOT / ".dvcignore", path)
+    for code in ("components", "mol_model"):
+        shutil.copytree(ROOT / code, path / code, ignore=shutil.ignore_patterns("__pycache__"))
+    (path / "params.yaml").write_text(yaml.safe_dump(params or params_document(), sort_keys=False))
     return path
 
 
@@ -130,6 +129,16 @@ def run(argv: list, cwd: Path, check: bool = True) -> subprocess.CompletedProces
     return result
 
 
+def test_a_mistyped_key_stops_dvc_repro_by_name(tmp_path):
+    params = params_document()
+    params["train"]["warmup_stepz"] = 10
+    repo = git_repo_with_pipeline(tmp_path / "repo", params)
+    result = run([DVC, "repro"], repo, check=False)
+    assert result.returncode != 0
+    assert "unknown key train.warmup_stepz" in result.stdout + result.stderr
+    assert not (repo / "data").exists()  # stopped before the first stage that works
+
+
 def test_dvc_reads_the_dag(tmp_path):
     repo = git_repo_with_pipeline(tmp_path / "repo")
     dot = run([DVC, "dag", "--dot"], repo).stdout
@@ -141,7 +150,7 @@ def test_dvc_reads_the_dag(tmp_path):
 
 def test_a_real_data_set_elsewhere_leaves_synth_out_of_the_way(tmp_path):
     """With data.root outside data/synthetic nothing depends on synth: `dvc repro evaluate` skips it."""
-    params = load_params(ROOT / "params.yaml")
+    params = params_document()
     params["data"].update(root=str(tmp_path / "CASME2" / "CASME2_RAW_selected"), annotations="")
     repo = git_repo_with_pipeline(tmp_path / "repo", params)
     edges = set(re.findall(r'"(\w+)" -> "(\w+)"', run([DVC, "dag", "--dot"], repo).stdout))
@@ -208,12 +217,18 @@ def test_pull_without_the_remote_data_fails_clearly(tmp_path, s3_server):
 TINY = {"synth": {"subjects": 3, "videos_per_subject": 2, "frames_min": 16, "frames_max": 16},
         "labels": {"flow": "farneback", "train_crops": 1},
         "split": {"mode": "loso"},
-        "train": {"steps": 1, "batch_size": 2}}
+        "train": {"steps": 1, "batch_size": 2, "lr": 0.001}}
+
+
+def changed_stages(repo: Path) -> set[str]:
+    """The stages `dvc status` reports as changed (the always-changed params check aside)."""
+    status = json.loads(run([DVC, "status", "--json"], repo).stdout)
+    return set(status) - {"params"}
 
 
 @pytest.mark.slow
-def test_dvc_repro_and_exp_run_on_a_tiny_setting(tmp_path):
-    params = load_params(ROOT / "params.yaml")
+def test_dvc_repro_status_and_exp_run_on_a_tiny_setting(tmp_path):
+    params = params_document()
     for section, values in TINY.items():
         params[section].update(values)
     repo = git_repo_with_pipeline(tmp_path / "repo", params)
@@ -230,12 +245,24 @@ def test_dvc_repro_and_exp_run_on_a_tiny_setting(tmp_path):
     assert (repo / "runs" / "fold_02" / "model.safetensors").is_file()
     html = run([DVC, "plots", "show", "-o", tmp_path / "plots"], repo)
     assert html.returncode == 0 and (tmp_path / "plots" / "index.html").is_file()
-    assert run([DVC, "status"], repo).stdout.strip() == "Data and pipelines are up to date."
+    assert changed_stages(repo) == set()
+
+    # how a stage runs is not what it computes: nothing reruns
+    edited = params_document(repo / "params.yaml")
+    edited["execution"].update(device="cpu", workers=1, checkpoint_every=7, threads=1)
+    (repo / "params.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
+    assert changed_stages(repo) == set()
+    # the network's code is what train and evaluate run: both rerun, nothing before them
+    with open(repo / "mol_model" / "heads.py", "a") as code:
+        code.write("\n# an edit\n")
+    assert changed_stages(repo) == {"train", "evaluate"}
+    (repo / "mol_model" / "heads.py").write_text((ROOT / "mol_model" / "heads.py").read_text())
+    assert changed_stages(repo) == set()
 
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "results"], repo)
-    experiment = run([DVC, "exp", "run", "-S", "train.lr=0.001"], repo).stdout
+    experiment = run([DVC, "exp", "run", "-S", "train.lr=0.0005"], repo).stdout
     assert "Running stage 'train'" in experiment and "Running stage 'evaluate'" in experiment
     for stage in ("synth", "ingest", "align", "labels", "split"):
         assert f"Running stage '{stage}'" not in experiment, f"{stage} reran for a training parameter"
-    assert load_params(repo / "params.yaml")["train"]["lr"] == 0.001
+    assert load_params(repo / "params.yaml").section(TrainSettings).lr == 0.0005

@@ -8,9 +8,11 @@ import pandas as pd
 import pytest
 
 from components.cli import main
+from components.config import DataSettings, EvaluateSettings, LabelsSettings, SynthSettings, TrainSettings
 from components.errors import UserError
-from components.evaluate import collapse_message, evaluate, video_logits
-from components.fileio import write_json
+from components.evaluate import evaluate
+from components.io import write_json, write_npz
+from components.training.scoring import collapse_message, video_logits
 from mlflow_store import fresh_store
 
 CLASSES = ["neg", "pos"]
@@ -27,7 +29,18 @@ def fold_metrics(fold, subject, predictions, n_clips, flow_epe, landmark_nme, vi
             "class_names": CLASSES, "n_test_clips": n_clips, "n_test_videos": len(predictions),
             "flow_epe": flow_epe, "landmark_nme": landmark_nme, "collapsed": False, "predictions": predictions,
             "video": {"confusion_matrix": video_cm, "uf1": uf1, "uar": uar},
-            "clip": {"confusion_matrix": clip_cm, "uf1": uf1, "uar": uar}}
+            "clip": {"confusion_matrix": clip_cm, "uf1": uf1, "uar": uar}, "config": TrainSettings().as_dict()}
+
+
+def write_samples(fold_dir, sample_ids):
+    """A fold's samples.npz as `mol train` writes it: one clip per sample, labels and predictions."""
+    k = len(sample_ids)
+    rng = np.random.default_rng(0)
+    landmarks = rng.uniform(30, 100, (k, 8, 68, 2)).astype(np.float32)
+    flow = rng.normal(0, 0.5, (k, 7, 2, 128, 128)).astype(np.float16)
+    write_npz(fold_dir / "samples.npz", frames=rng.integers(0, 255, (k, 8, 128, 128), dtype=np.uint8),
+              label_flow=flow, pred_flow=(flow * 0.5).astype(np.float16), label_landmarks=landmarks,
+              pred_landmarks=landmarks[:, 1:] + 1.0, sample_ids=np.array(sample_ids))
 
 
 @pytest.fixture
@@ -41,6 +54,8 @@ def runs(tmp_path):
                fold_metrics(0, "casme2/01", p0, 6, 1.0, 0.1, [[2, 0], [1, 1]], [[3, 0], [1, 2]], 0.73, 0.75))
     write_json(tmp_path / "runs/fold_01/metrics.json",
                fold_metrics(1, "samm/006", p1, 5, 4.0, 0.4, [[0, 1], [0, 2]], [[1, 1], [0, 3]], 0.4, 0.5))
+    write_samples(tmp_path / "runs/fold_00", ["casme2/sub01/a", "casme2/sub01/b"])
+    write_samples(tmp_path / "runs/fold_01", ["samm/006/a"])
     write_json(tmp_path / "runs/fold_02/metrics.json",
                {"fold": 2, "test_subject": "samm/007", "status": "skipped", "reason": "no test clip files"})
     return tmp_path / "runs"
@@ -69,14 +84,16 @@ def test_pools_summed_confusion_matrices(runs, tmp_path, capsys):
     assert pd.read_csv(tmp_path / "eval/per_fold.csv")["video_uf1"].tolist() == [0.73, 0.4]
     for name in ("confusion_matrix.png", "confusion_matrix_clip.png", "per_fold.png"):
         assert (tmp_path / "eval" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "no fold" in out and not (tmp_path / "eval/flow_samples.png").exists()  # no samples.npz: no pictures
+    for name in ("flow_samples.png", "landmark_samples.png"):  # the best fold's kept clips
+        assert (tmp_path / "eval" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_pooled_collapse_is_flagged(tmp_path, capsys):
     p = [prediction("d/s1/a", 0, 1, [1]), prediction("d/s1/b", 1, 1, [1])]
     write_json(tmp_path / "runs/fold_00/metrics.json",
                fold_metrics(0, "s1", p, 2, 1.0, 0.1, [[0, 1], [0, 1]], [[0, 1], [0, 1]], 1 / 3, 0.5))
-    metrics = evaluate(tmp_path / "runs", tmp_path / "eval", track=False, register=False)
+    write_samples(tmp_path / "runs/fold_00", ["d/s1/a"])
+    metrics = evaluate(tmp_path / "runs", tmp_path / "eval", EvaluateSettings(register=False), track=False)
     assert metrics["collapsed"] and "collapsed to one class" in capsys.readouterr().out
     assert collapse_message([0, 0], [1, 1], CLASSES) is None  # one true class: nothing to distinguish
 
@@ -91,8 +108,8 @@ def test_registers_champion_and_it_loads_back(runs, tmp_path, tmp_path_factory, 
     import torch
     from mlflow import MlflowClient
 
-    from components import tracking
-    from components.checkpoint import load_model, save_model
+    from components.tracking import runs as tracking
+    from components.training.checkpoint import load_model, save_model
     from mol_model import MOL
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -100,7 +117,8 @@ def test_registers_champion_and_it_loads_back(runs, tmp_path, tmp_path_factory, 
     monkeypatch.chdir(tmp_path)
     torch.manual_seed(0)
     save_model(runs / "fold_00/model.safetensors", MOL(num_classes=2),
-               {"num_classes": 2, "neighbors": 4, "class_names": CLASSES, "normalization": "x/127.5-1"})
+               {"num_classes": 2, "neighbors": 4, "mer_input": "official", "class_names": CLASSES,
+                "normalization": "x/127.5-1"})
     parent = tracking.start_parent_run("eval-test", "p", {}, {"protocol": "final"})
     (runs / "parent_run_id.txt").write_text(parent.run_id + "\n")  # as `mol train` leaves it
 
@@ -146,20 +164,21 @@ def synthetic_clips(tmp_path_factory):
     from components.align import align
     from components.ingest import ingest
     from components.labels import labels
-    from components.synth import FRAMES_FOLDER, SHEET_FILE, synth
+    from components.synth import synth
+    from components.synthetic.render import FRAMES_FOLDER
+    from components.synthetic.sheet import SHEET_FILE
 
     root = tmp_path_factory.mktemp("synthetic")
-    synth(root / "synthetic", subjects=1, videos_per_subject=2, seed=4, difficulty="easy", frames=(16, 16))
-    ingest("casme2", str(root / "synthetic" / FRAMES_FOLDER), str(root / "manifest.csv"),
-           str(root / "synthetic" / SHEET_FILE), classes=5)
+    synth(root / "synthetic", SynthSettings(subjects=1, videos_per_subject=2, seed=4, frames_min=16, frames_max=16))
+    ingest(DataSettings(dataset="casme2", root=str(root / "synthetic" / FRAMES_FOLDER), annotations=str(root / "synthetic" / SHEET_FILE), classes=5), str(root / "manifest.csv"))
     align(root / "manifest.csv", root / "aligned", workers=1)
-    labels(root / "manifest.csv", root / "aligned", root / "clips", flow="tvl1", train_crops=1, workers=1)
+    labels(root / "manifest.csv", root / "aligned", root / "clips", LabelsSettings(flow="tvl1", train_crops=1), workers=1)
     return root
 
 
 def test_true_clip_agrees_with_the_labels(synthetic_clips):
-    from components.fileio import sample_file_stem
-    from components.truth import true_eval_clip
+    from components.io import sample_file_stem
+    from components.synthetic.truth import true_eval_clip
 
     sample_ids = pd.read_csv(synthetic_clips / "manifest.csv")["sample_id"].tolist()
     assert len(sample_ids) == 2
@@ -180,8 +199,8 @@ def test_true_clip_agrees_with_the_labels(synthetic_clips):
 
 
 def test_sample_pictures_show_the_truth_on_the_synthetic_set(runs, synthetic_clips, tmp_path, capsys):
-    from components.fileio import sample_file_stem, write_npz
-    from components.synth import FRAMES_FOLDER
+    from components.io import sample_file_stem
+    from components.synthetic.render import FRAMES_FOLDER
 
     sample_ids = pd.read_csv(synthetic_clips / "manifest.csv")["sample_id"].tolist()
     clips = [np.load(synthetic_clips / f"clips/{sample_file_stem(s)}.npz") for s in sample_ids]

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from components.fileio import atomic_path, sample_file_stem, write_json, write_npz
+from components.io import atomic_path, sample_file_stem, write_json, write_npz
 
 
 def test_sample_file_stem():

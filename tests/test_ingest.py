@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 
 from components.cli import main
-from components.datasets import (MANIFEST_COLUMNS, REJECT_COLUMNS, frame_number, list_frames, read_manifest,
+from components.data import (MANIFEST_COLUMNS, REJECT_COLUMNS, frame_number, list_frames, read_manifest,
                                  resolve_frames_dir, stored_frames_dir)
 from components.errors import UserError
+from components.config import DataSettings
 from components.ingest import ingest
 from fixtures_datasets import (build_casme2, build_samm, build_smic, numbered, write_casme2_sheet,
                                      write_frames, write_samm_sheet)
@@ -111,7 +112,7 @@ CASME2_REJECTS = [
 def test_casme2_five_classes_every_row_and_every_reject(tmp_path):
     root, sheet = make_casme2(tmp_path)
     out = tmp_path / "out" / "manifest.csv"
-    summary = ingest("casme2", str(root), str(out), str(sheet), classes=5)
+    summary = ingest(DataSettings(dataset="casme2", root=str(root), annotations=str(sheet), classes=5), str(out))
 
     manifest = read_manifest(out)
     assert list(pd.read_csv(out).columns) == MANIFEST_COLUMNS
@@ -134,7 +135,7 @@ def test_casme2_five_classes_every_row_and_every_reject(tmp_path):
 def test_casme2_three_classes_maps_negative_and_drops_others(tmp_path):
     root, sheet = make_casme2(tmp_path)
     out = tmp_path / "manifest.csv"
-    ingest("casme2", str(root), str(out), str(sheet), classes=3)
+    ingest(DataSettings(dataset="casme2", root=str(root), annotations=str(sheet), classes=3), str(out))
     manifest = read_manifest(out)
     assert dict(zip(manifest["video_id"], zip(manifest["label"], manifest["label_name"]))) == {
         "EP02_01f": (1, "positive"), "EP01_11f": (0, "surprise"), "EP06_01f": (2, "negative"),
@@ -147,7 +148,7 @@ def test_casme2_three_classes_maps_negative_and_drops_others(tmp_path):
 def test_read_manifest_types(tmp_path):
     root, sheet = make_casme2(tmp_path)
     out = tmp_path / "manifest.csv"
-    ingest("casme2", str(root), str(out), str(sheet))
+    ingest(DataSettings(dataset="casme2", root=str(root), annotations=str(sheet)), str(out))
     manifest = read_manifest(out)
     assert manifest["subject"].map(type).eq(str).all() and manifest["video_id"].map(type).eq(str).all()
     assert str(manifest["apex"].dtype) == "Int64" and manifest["apex"].isna().sum() == 1
@@ -157,14 +158,14 @@ def test_read_manifest_types(tmp_path):
 def test_casme2_cropped_frame_names(tmp_path):
     root = build_casme2(tmp_path / "Cropped", [("sub01", "EP02_01f", 46, 9)], "reg_img{}.jpg")
     sheet = write_casme2_sheet(tmp_path / "c.xlsx", [("01", "EP02_01f", 46, 50, 54, "12", "happiness")])
-    ingest("casme2", str(root), str(tmp_path / "m.csv"), str(sheet))
+    ingest(DataSettings(dataset="casme2", root=str(root), annotations=str(sheet)), str(tmp_path / "m.csv"))
     assert records(read_manifest(tmp_path / "m.csv"))[0]["n_frames"] == 9
 
 
 def test_strict_turns_a_reject_into_an_error(tmp_path, capsys):
     root, sheet = make_casme2(tmp_path)
     with pytest.raises(UserError, match="9 clip.*rejected with --strict"):
-        ingest("casme2", str(root), str(tmp_path / "m.csv"), str(sheet), strict=True)
+        ingest(DataSettings(dataset="casme2", root=str(root), annotations=str(sheet)), str(tmp_path / "m.csv"), strict=True)
     assert not (tmp_path / "m.csv").exists()
     code = main(["ingest", "--dataset", "casme2", "--root", str(root), "--annotations", str(sheet),
                  "--out", str(tmp_path / "m.csv"), "--strict"])
@@ -217,8 +218,8 @@ def test_casme2_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case, message
 def test_a_csv_export_of_the_sheet_reads_the_same(tmp_path):
     root, sheet = make_casme2(tmp_path)
     pd.read_excel(sheet, header=None, dtype=str).to_csv(tmp_path / "coding.csv", header=False, index=False)
-    ingest("casme2", str(root), str(tmp_path / "a.csv"), str(sheet))
-    ingest("casme2", str(root), str(tmp_path / "b.csv"), str(tmp_path / "coding.csv"))
+    ingest(DataSettings(dataset="casme2", root=str(root), annotations=str(sheet)), str(tmp_path / "a.csv"))
+    ingest(DataSettings(dataset="casme2", root=str(root), annotations=str(tmp_path / "coding.csv")), str(tmp_path / "b.csv"))
     assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
 
 
@@ -247,7 +248,7 @@ def make_samm(tmp_path: Path) -> tuple[Path, Path]:
 def test_samm_note_rows_int_subjects_and_irregular_names(tmp_path):
     root, sheet = make_samm(tmp_path)
     out = tmp_path / "manifest.csv"
-    summary = ingest("samm", str(root), str(out), str(sheet), classes=5)
+    summary = ingest(DataSettings(dataset="samm", root=str(root), annotations=str(sheet), classes=5), str(out))
     rows = records(read_manifest(out))
     assert [(r["sample_id"], r["subject"], r["n_frames"], r["onset"], r["apex"], r["offset"], r["label"],
              r["label_name"]) for r in rows] == [
@@ -265,7 +266,7 @@ def test_samm_note_rows_int_subjects_and_irregular_names(tmp_path):
 def test_samm_three_classes(tmp_path):
     root, sheet = make_samm(tmp_path)
     out = tmp_path / "manifest.csv"
-    summary = ingest("samm", str(root), str(out), str(sheet), classes=3)
+    summary = ingest(DataSettings(dataset="samm", root=str(root), annotations=str(sheet), classes=3), str(out))
     assert summary.per_label == {"negative": 3, "positive": 1}
     assert read_rejects(out) == [("samm/006/006_1_3", "emotion 'Other' is not in the 3-class set")]
 
@@ -285,7 +286,7 @@ def make_smic(tmp_path: Path) -> Path:
 def test_smic_labels_from_folders_no_apex(tmp_path):
     hs = make_smic(tmp_path)
     out = tmp_path / "manifest.csv"
-    ingest("smic", str(hs), str(out), classes=3)
+    ingest(DataSettings(dataset="smic", root=str(hs), classes=3), str(out))
     assert [(r["sample_id"], r["subject"], r["n_frames"], r["onset"], r["apex"], r["offset"], r["label_name"],
              r["label"]) for r in records(read_manifest(out))] == [
         ("smic/s1/s1_ne_01", "smic/s1", 9, 69993, None, 70001, "negative", 2),
@@ -299,9 +300,9 @@ def test_smic_labels_from_folders_no_apex(tmp_path):
 def test_smic_refuses_five_classes_and_the_parent_folder(tmp_path):
     hs = make_smic(tmp_path)
     with pytest.raises(UserError, match="3 classes only"):
-        ingest("smic", str(hs), str(tmp_path / "m.csv"), classes=5)
+        ingest(DataSettings(dataset="smic", root=str(hs), classes=5), str(tmp_path / "m.csv"))
     with pytest.raises(UserError, match="pass .*HS instead"):
-        ingest("smic", str(hs.parent), str(tmp_path / "m.csv"), classes=3)
+        ingest(DataSettings(dataset="smic", root=str(hs.parent), classes=3), str(tmp_path / "m.csv"))
 
 
 # ---------------------------------------------------------------- MEGC2019 composite
@@ -321,7 +322,7 @@ def test_megc2019_composite_excludes_two_clips_and_prefixes_subjects(tmp_path):
         (6, "006_1_2", 1, 4, 9, "Surprise"), (7, "007_1_1", 1, 4, 9, "Fear")])
     make_smic(root)
     out = tmp_path / "manifest.csv"
-    summary = ingest("megc2019", str(root), str(out), classes=3)
+    summary = ingest(DataSettings(dataset="megc2019", root=str(root), classes=3), str(out))
     rows = records(read_manifest(out))
     assert [(r["sample_id"], r["dataset"], r["subject"], r["label_name"]) for r in rows] == [
         ("casme2/sub01/EP02_01f", "casme2", "casme2/01", "positive"),
@@ -348,9 +349,9 @@ def test_megc2019_names_the_missing_part(tmp_path):
     root = tmp_path / "megc"
     make_smic(root)
     with pytest.raises(UserError, match="lacks a CASME II frames folder .*the SAMM sheet"):
-        ingest("megc2019", str(root), str(tmp_path / "m.csv"), classes=3)
+        ingest(DataSettings(dataset="megc2019", root=str(root), classes=3), str(tmp_path / "m.csv"))
     with pytest.raises(UserError, match="3 classes only"):
-        ingest("megc2019", str(root), str(tmp_path / "m.csv"), classes=5)
+        ingest(DataSettings(dataset="megc2019", root=str(root), classes=5), str(tmp_path / "m.csv"))
 
 
 # ---------------------------------------------------------------- official-code folders
@@ -364,7 +365,7 @@ def test_folder_layout_of_the_official_code(tmp_path):
     write_frames(root / "surprise" / "011_1_1", numbered("011_{:05d}.jpg", 1, 9))
     write_frames(root / "contempt" / "noname", numbered("x_{}.jpg", 1, 9))
     out = tmp_path / "manifest.csv"
-    ingest("folder", str(root), str(out), classes=5)
+    ingest(DataSettings(dataset="folder", root=str(root), classes=5), str(out))
     assert [(r["sample_id"], r["subject"], r["onset"], r["offset"], r["label"], r["label_name"])
             for r in records(read_manifest(out))] == [
         ("samm/006_1_2", "samm/006", 5562, 5570, 2, "anger"),
@@ -377,7 +378,7 @@ def test_folder_layout_of_the_official_code(tmp_path):
         ("samm/noname", "video name has no '_', so its subject is unknown"),
     ]
     with pytest.raises(UserError, match="pass one of them"):
-        ingest("folder", str(tmp_path / "data"), str(out), classes=5)
+        ingest(DataSettings(dataset="folder", root=str(tmp_path / "data"), classes=5), str(out))
 
 
 def test_folder_layout_three_classes_casme2_names(tmp_path):
@@ -385,7 +386,7 @@ def test_folder_layout_three_classes_casme2_names(tmp_path):
     write_frames(root / "negative" / "01_EP19_05f", numbered("img{}.jpg", 1, 8))
     write_frames(root / "surprise" / "17_EP01_01f", numbered("img{}.jpg", 1, 8))
     out = tmp_path / "manifest.csv"
-    ingest("folder", str(root), str(out), classes=3)
+    ingest(DataSettings(dataset="folder", root=str(root), classes=3), str(out))
     assert [(r["sample_id"], r["dataset"], r["subject"], r["label"]) for r in records(read_manifest(out))] == [
         ("casme2/01_EP19_05f", "casme2", "casme2/01", 2), ("casme2/17_EP01_01f", "casme2", "casme2/17", 0)]
 
@@ -395,7 +396,7 @@ def test_folder_layout_sorted_in_five_classes_read_in_three(tmp_path):
     for emotion, video in (("happiness", "01_EP02_01f"), ("repression", "02_EP01_01f"), ("others", "03_EP01_01f")):
         write_frames(root / emotion / video, numbered("img{}.jpg", 1, 8))
     out = tmp_path / "manifest.csv"
-    ingest("folder", str(root), str(out), classes=3)
+    ingest(DataSettings(dataset="folder", root=str(root), classes=3), str(out))
     assert [(r["video_id"], r["label_name"]) for r in records(read_manifest(out))] == [
         ("01_EP02_01f", "positive"), ("02_EP01_01f", "negative")]
     assert read_rejects(out) == [("casme2/03_EP01_01f", "emotion 'others' is not in the 3-class set")]

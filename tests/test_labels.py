@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 
 from components.align import align
-from components.flow import compute_flow
-from components.labels import clip_indices, crop_views, labels, random_offsets
+from components.vision.flow import compute_flow
+from components.config import LabelsSettings
+from components.labels import labels
+from components.vision.clips import clip_indices, crop_clips, random_offsets
 from face_video import SHIFT, astronaut_face, manifest_row, shifted, write_manifest, write_video
 
 
@@ -53,7 +55,7 @@ def test_crops_shift_landmarks_onto_the_same_pixels():
         landmarks[0, t, 0] = (x, y)
     flows = np.zeros((1, 7, 2, 144, 144), np.float16)
     offsets = np.array([[3, 11], [16, 0]])
-    video, flow, points = crop_views(frames, flows, landmarks, np.array([0, 0]), offsets)
+    video, flow, points = crop_clips(frames, flows, landmarks, np.array([0, 0]), offsets)
     assert video.shape == (2, 8, 128, 128) and flow.shape == (2, 7, 2, 128, 128)
     for k in range(2):
         for t in range(8):
@@ -100,7 +102,7 @@ def test_clips_crops_and_contract(tmp_path):
             manifest_row("test/s7/broken", "broken", 20, subject="s7")]
     manifest = write_manifest(tmp_path / "manifest.csv", rows)
 
-    summary = labels(manifest, tmp_path / "aligned", tmp_path / "clips", flow="dis", train_crops=3, workers=1)
+    summary = labels(manifest, tmp_path / "aligned", tmp_path / "clips", LabelsSettings(flow="dis", train_crops=3), workers=1)
 
     assert summary["labelled"] == 1 and summary["clips"] == 2 and summary["flow_pairs"] == 14
     reasons = dict(pd.read_csv(tmp_path / "clips" / "rejects.csv").values)
@@ -140,11 +142,11 @@ def test_rerun_skips_and_a_new_method_redoes(tmp_path):
     write_aligned(tmp_path / "aligned" / "test__s1__v.npz", 8)
     manifest = write_manifest(tmp_path / "manifest.csv", [manifest_row("test/s1/v", "v", 8)])
     out = tmp_path / "clips" / "test__s1__v.npz"
-    labels(manifest, tmp_path / "aligned", tmp_path / "clips", flow="dis", workers=1)
+    labels(manifest, tmp_path / "aligned", tmp_path / "clips", LabelsSettings(flow="dis"), workers=1)
     before = out.stat().st_mtime_ns
-    summary = labels(manifest, tmp_path / "aligned", tmp_path / "clips", flow="dis", workers=1)
+    summary = labels(manifest, tmp_path / "aligned", tmp_path / "clips", LabelsSettings(flow="dis"), workers=1)
     assert summary["skipped_existing"] == 1 and out.stat().st_mtime_ns == before
-    summary = labels(manifest, tmp_path / "aligned", tmp_path / "clips", flow="farneback", workers=1)
+    summary = labels(manifest, tmp_path / "aligned", tmp_path / "clips", LabelsSettings(flow="farneback"), workers=1)
     assert summary["labelled"] == 1
     with np.load(out) as z:
         assert str(z["flow_method"]) == "farneback"
@@ -154,8 +156,8 @@ def test_compressed_output_holds_the_same_labels(tmp_path):
     (tmp_path / "aligned").mkdir()
     write_aligned(tmp_path / "aligned" / "test__s1__v.npz", 8)
     manifest = write_manifest(tmp_path / "manifest.csv", [manifest_row("test/s1/v", "v", 8)])
-    labels(manifest, tmp_path / "aligned", tmp_path / "plain", flow="dis", workers=1)
-    labels(manifest, tmp_path / "aligned", tmp_path / "zipped", flow="dis", workers=1, compress=True)
+    labels(manifest, tmp_path / "aligned", tmp_path / "plain", LabelsSettings(flow="dis"), workers=1)
+    labels(manifest, tmp_path / "aligned", tmp_path / "zipped", LabelsSettings(flow="dis"), workers=1, compress=True)
     plain, zipped = tmp_path / "plain" / "test__s1__v.npz", tmp_path / "zipped" / "test__s1__v.npz"
     with zipfile.ZipFile(plain) as p, zipfile.ZipFile(zipped) as z:
         assert {i.compress_type for i in p.infolist()} == {zipfile.ZIP_STORED}
@@ -169,7 +171,7 @@ def test_aligned_moving_face_gives_flow_labels_of_the_known_motion(tmp_path):
     write_video(tmp_path / "moving", 8)
     manifest = write_manifest(tmp_path / "manifest.csv", [manifest_row("test/s1/moving", "moving", 8)])
     align(manifest, tmp_path / "aligned", workers=1)
-    labels(manifest, tmp_path / "aligned", tmp_path / "clips", flow="tvl1", train_crops=1, workers=1)
+    labels(manifest, tmp_path / "aligned", tmp_path / "clips", LabelsSettings(flow="tvl1", train_crops=1), workers=1)
     with np.load(tmp_path / "aligned" / "test__s1__moving.npz") as z:
         expected = z["transforms"][0][:, :2] @ np.array(SHIFT)  # one frame apart, in aligned pixels
     with np.load(tmp_path / "clips" / "test__s1__moving.npz") as z:

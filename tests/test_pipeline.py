@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.config import KubeflowSettings, LabelsSettings, SplitSettings, TrainSettings, load_params
 from components.errors import UserError
 from pipeline import cli
-from pipeline.params import KubeflowSettings, load_params, set_param
 
 ROOT = Path(__file__).resolve().parents[1]
-PARAMS = load_params(ROOT / "params.yaml")
+PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
 def mol_pipeline(*args: str) -> int:
@@ -109,15 +109,15 @@ def test_secrets_arrive_as_environment_references_never_as_values(compiled):
 def test_defaults_come_from_params_yaml_and_overrides(compiled):
     spec, _ = compiled
     inputs = spec["root"]["inputDefinitions"]["parameters"]
-    assert inputs["train_lr"]["defaultValue"] == 0.0005  # --param train.lr=0.0005
-    assert inputs["train_steps"]["defaultValue"] == PARAMS["train"]["steps"]
-    assert inputs["data_root"]["defaultValue"] == PARAMS["data"]["root"]
-    assert inputs["split_mode"]["defaultValue"] == PARAMS["split"]["mode"]
+    assert inputs["train"]["defaultValue"]["lr"] == 0.0005  # --param train.lr=0.0005
+    assert inputs["train"]["defaultValue"] == {**PARAMS["train"], "lr": 0.0005}
+    assert inputs["data"]["defaultValue"]["root"] == PARAMS["data"]["root"]
+    assert inputs["split"]["defaultValue"]["mode"] == PARAMS["split"]["mode"]
     assert inputs["run_root"]["defaultValue"] == PARAMS["kubeflow"]["mount_path"] + "/runs"
     assert inputs["run_name"]["defaultValue"] == ""
-    assert inputs["align_workers"]["defaultValue"] == PARAMS["align"]["workers"]
-    sections = {name.partition("_")[0] for name in inputs} - {"run"}
-    assert sections == {"data", "synth", "align", "labels", "split", "train", "evaluate", "mlflow"}
+    assert inputs["execution"]["defaultValue"]["workers"] == PARAMS["execution"]["workers"]
+    assert set(inputs) - {"run_root", "run_name"} == set(PARAMS) - {"kubeflow"}  # one parameter per section
+    assert all(inputs[name]["parameterType"] == "STRUCT" for name in set(PARAMS) - {"kubeflow"})
 
 
 def test_compile_time_settings_follow_params(tmp_path):
@@ -131,30 +131,39 @@ def test_compile_time_settings_follow_params(tmp_path):
 
 
 @pytest.mark.parametrize("assignment, message", [
-    ("train.nope=1", "no key train.nope"),
+    ("train.nope=1", "unknown key train.nope"),
+    ("train.stpes=300", r"unknown key train.stpes \(did you mean steps\?\)"),
     ("train.lr", "section.key=value"),
     ("lr=1", "section.key=value"),
+    ("train.lr=fast", "train.lr is 'fast', but must be a number"),
+    ("split.mode=bogus", "split.mode is 'bogus'; choose one of loso, kfold, lodo, holdout"),
 ])
 def test_bad_overrides_say_how_to_mend_them(assignment, message):
-    params = load_params(ROOT / "params.yaml")
     with pytest.raises(UserError, match=message):
-        set_param(params, assignment)
+        load_params(ROOT / "params.yaml", [assignment])
 
 
 def test_override_values_are_parsed_as_yaml():
-    params = load_params(ROOT / "params.yaml")
-    set_param(params, "train.lr=3e-4")
-    set_param(params, "align.per_frame=true")
-    set_param(params, "data.annotations=")
-    assert params["train"]["lr"] == 3e-4 and params["align"]["per_frame"] is True
-    assert params["data"]["annotations"] == ""
+    params = load_params(ROOT / "params.yaml", ["train.lr=3e-4", "align.per_frame=true", "data.annotations="])
+    assert params.section(TrainSettings).lr == 3e-4 and params.sections["align"].per_frame is True
+    assert params.sections["data"].annotations == ""
+
+
+def test_a_mistyped_key_is_refused_by_name_before_compiling(tmp_path, capsys):
+    document = {**PARAMS, "train": {**PARAMS["train"], "warmup_stepz": 10}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(document))
+    assert mol_pipeline("compile", "--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "p.yaml")) == 2
+    err = capsys.readouterr().err
+    assert "unknown key train.warmup_stepz" in err and err.count("\n") == 1 and not (tmp_path / "p.yaml").exists()
 
 
 def test_bad_kubeflow_settings_are_user_errors(tmp_path, capsys):
     with pytest.raises(UserError, match="kubeflow.image is empty"):
-        KubeflowSettings.from_params({"kubeflow": {"image": ""}})
-    with pytest.raises(UserError, match="unknown keys"):
-        KubeflowSettings.from_params({"kubeflow": {"image": "x", "gpus": 2}})
+        KubeflowSettings(image="")
+    with pytest.raises(UserError, match="unknown key kubeflow.gpus"):
+        KubeflowSettings.from_mapping({"image": "x", "gpus": 2})
+    with pytest.raises(UserError, match="kubeflow.gpus_per_fold is -1, outside >= 0"):
+        KubeflowSettings.from_mapping({"gpus_per_fold": -1})
     assert mol_pipeline("compile", "--params", str(tmp_path / "missing.yaml")) == 2
     assert "does not exist" in capsys.readouterr().err
 
@@ -207,8 +216,8 @@ def test_submit_passes_params_yaml_values_token_and_run_name(stub_client):
     assert kwargs["experiment_name"] == "mer" and kwargs["run_name"] == "casme2-try1"
     assert kwargs["enable_caching"] is False
     arguments = kwargs["arguments"]
-    assert arguments["train_steps"] == 7 and arguments["run_name"] == "casme2-try1"
-    assert arguments["train_lr"] == PARAMS["train"]["lr"]
+    assert arguments["train"]["steps"] == 7 and arguments["run_name"] == "casme2-try1"
+    assert arguments["train"]["lr"] == PARAMS["train"]["lr"]
 
 
 def test_submit_wait_reports_the_final_state(stub_client, capsys):
@@ -246,13 +255,12 @@ def test_first_steps_run_through_kfp_local(tmp_path, monkeypatch):
     kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "outputs"))
     ops = build("python:3.11")
     where = dict(run_root=str(tmp_path), run_name="run1", job_id="unused")
-    synth = ops.synth_op(**where, subjects=3, videos_per_subject=1, frames_min=16, frames_max=16,
-                         difficulty="easy", seed=0)
+    synth = ops.synth_op(**where, synth={"subjects": 3, "videos_per_subject": 1, "frames_min": 16, "frames_max": 16})
     assert synth.output["clips"] == 3
-    ingest = ops.ingest_op(**where, dataset="casme2", root="data/synthetic/CASME2_RAW_selected",
-                           annotations="data/synthetic/CASME2-coding-synthetic.xlsx", classes=5)
+    ingest = ops.ingest_op(**where, data={"dataset": "casme2", "root": "data/synthetic/CASME2_RAW_selected",
+                                          "annotations": "data/synthetic/CASME2-coding-synthetic.xlsx", "classes": 5})
     assert ingest.output["samples"] == 3 and ingest.output["rejects"] == 0
-    split = ops.split_op(**where, mode="loso", k=2, seed=0, classes=5)
+    split = ops.split_op(**where, split={"mode": "loso"}, data={"classes": 5})
     folds = json.loads((tmp_path / "run1" / "data" / "folds.json").read_text())["folds"]
     assert split.output == [f["fold"] for f in folds] == [0, 1, 2]
 
@@ -265,8 +273,8 @@ def test_a_failing_step_fails_the_local_run_with_its_reason(tmp_path):
     kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "outputs"))
     ops = build("python:3.11")
     with pytest.raises(RuntimeError, match="ingest-op"):
-        ops.ingest_op(run_root=str(tmp_path), run_name="", job_id="job7", dataset="casme2", root="no/such/folder",
-                      annotations="", classes=5)
+        ops.ingest_op(run_root=str(tmp_path), run_name="", job_id="job7",
+                      data={"dataset": "casme2", "root": "no/such/folder"})
     assert (tmp_path / "job7").is_dir()  # empty run name: the folder is named after the job
 
 
@@ -275,7 +283,7 @@ def test_run_local_runs_the_whole_pipeline(tmp_path, capsys):
     workdir = tmp_path / "kfp-run"
     tiny = ["synth.subjects=3", "synth.videos_per_subject=2", "synth.frames_min=16", "synth.frames_max=16",
             "labels.flow=farneback", "labels.train_crops=1", "split.mode=loso", "train.steps=1",
-            "train.batch_size=2", "align.workers=1", "labels.workers=1"]
+            "train.batch_size=2", "execution.workers=1"]
     overrides = [a for item in tiny for a in ("--param", item)]
     assert mol_pipeline("run-local", "--params", str(ROOT / "params.yaml"), *overrides,
                         "--workdir", str(workdir)) == 0
@@ -294,9 +302,11 @@ def test_run_local_runs_the_whole_pipeline(tmp_path, capsys):
     assert "uf1" in client.get_run(parent_id).data.metrics
 
 
-def test_the_paper_profile_has_the_same_keys_and_compiles(tmp_path):
+def test_the_paper_profile_is_complete_and_compiles(tmp_path):
+    document = yaml.safe_load((ROOT / "params-paper.yaml").read_text())
+    assert {s: sorted(v) for s, v in document.items()} == {s: sorted(v) for s, v in PARAMS.items()}
     paper = load_params(ROOT / "params-paper.yaml")
-    assert {s: sorted(v) for s, v in paper.items()} == {s: sorted(v) for s, v in PARAMS.items()}
-    assert (paper["train"]["batch_size"], paper["train"]["steps"], paper["train"]["lr"]) == (32, 1000, 1e-4)
-    assert paper["split"]["mode"] == "loso" and paper["labels"]["train_crops"] == 5
+    train = paper.section(TrainSettings)
+    assert (train.batch_size, train.steps, train.lr, train.mer_input) == (32, 1000, 1e-4, "official")
+    assert paper.section(SplitSettings).mode == "loso" and paper.section(LabelsSettings).train_crops == 5
     assert mol_pipeline("compile", "--params", str(ROOT / "params-paper.yaml"), "--out", str(tmp_path / "p.yaml")) == 0

@@ -14,9 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from components.checkpoint import load_model, save_model
+from components.training.checkpoint import load_model, save_model
 from components.cli import main
-from components.devices import native_bf16
+from components.training.devices import native_bf16
 from components.errors import UserError
 from components.predict import format_text, load_predictor, predict
 from face_video import astronaut_face, manifest_row, write_manifest, write_video
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def model_file(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "model.safetensors"
-    save_model(path, MOL(num_classes=3), {"num_classes": 3, "neighbors": 4, "class_names": CLASS_NAMES})
+    save_model(path, MOL(num_classes=3), {"num_classes": 3, "neighbors": 4, "mer_input": "official", "class_names": CLASS_NAMES})
     return path
 
 
@@ -136,11 +136,12 @@ def test_text_report_names_the_class_and_the_files(video_result):
 def test_folder_input_is_preprocessed_exactly_as_training(face_folder, model_file, tmp_path):
     """predict's clips equal the evaluation clips that `mol align` + `mol labels` make of the same frames."""
     from components.align import align
+    from components.config import LabelsSettings
     from components.labels import labels
 
     manifest = write_manifest(tmp_path / "manifest.csv", [manifest_row("test/s1/face", str(face_folder), N_FRAMES)])
     align(manifest, tmp_path / "aligned", workers=1)
-    labels(manifest, tmp_path / "aligned", tmp_path / "clips", flow="farneback", train_crops=1, workers=1)
+    labels(manifest, tmp_path / "aligned", tmp_path / "clips", LabelsSettings(flow="farneback", train_crops=1), workers=1)
     with np.load(tmp_path / "clips" / "test__s1__face.npz") as clips:
         eval_video, eval_landmarks = clips["eval_video"], clips["eval_landmarks"]
 

@@ -18,9 +18,9 @@ import yaml
 
 mlflow = pytest.importorskip("mlflow")
 
-from components.checkpoint import load_model, save_model  # noqa: E402
+from components.training.checkpoint import load_model, save_model  # noqa: E402
 from components.errors import UserError  # noqa: E402
-from components.pyfunc import log_pyfunc_model  # noqa: E402
+from components.tracking.pyfunc import log_pyfunc_model  # noqa: E402
 from face_video import astronaut_face, shifted, write_video  # noqa: E402
 from mol_model import MOL  # noqa: E402
 from mol_model.normalize import normalize_video  # noqa: E402
@@ -39,7 +39,7 @@ def registry(tmp_path_factory):
     store = tmp_path_factory.mktemp("store")
     torch.manual_seed(1)
     model_file = store / "model.safetensors"
-    save_model(model_file, MOL(num_classes=3), {"num_classes": 3, "neighbors": 4, "class_names": CLASS_NAMES})
+    save_model(model_file, MOL(num_classes=3), {"num_classes": 3, "neighbors": 4, "mer_input": "official", "class_names": CLASS_NAMES})
     uri = f"sqlite:///{(store / 'mlflow.db').as_posix()}"
     previous = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)  # also exports MLFLOW_TRACKING_URI, which `mol predict` reads

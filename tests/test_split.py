@@ -8,6 +8,7 @@ import pytest
 
 from components.cli import main
 from components.errors import UserError
+from components.config import SplitSettings
 from components.split import split
 
 CLASSES = ["negative", "positive", "surprise"]
@@ -67,7 +68,7 @@ def test_kfold_balanced_grouped_and_deterministic(tmp_path):
     sizes = [5, 4, 3, 3, 2, 2, 1]
     rows = [(f"d/s{s}/v{i}", "d", f"s{s}", i % 2) for s, n in enumerate(sizes) for i in range(n)]
     manifest = write_manifest(tmp_path / "m.csv", rows)
-    doc = split(manifest, tmp_path / "a.json", mode="kfold", k=3, seed=1)
+    doc = split(manifest, tmp_path / "a.json", SplitSettings(mode="kfold", k=3, seed=1))
     assert doc["k"] == 3 and len(doc["folds"]) == 3
     assert sorted(len(f["test"]) for f in doc["folds"]) == [6, 7, 7]  # 20 samples as even as subjects allow
     subjects = [s for f in doc["folds"] for s in f["test_subjects"]]
@@ -75,27 +76,27 @@ def test_kfold_balanced_grouped_and_deterministic(tmp_path):
     for f in doc["folds"]:
         assert f["test_subject"] == ",".join(f["test_subjects"])
         assert not {sid.split("/")[1] for sid in f["train"]} & set(f["test_subjects"])
-    assert split(manifest, tmp_path / "b.json", mode="kfold", k=3, seed=1) == doc
+    assert split(manifest, tmp_path / "b.json", SplitSettings(mode="kfold", k=3, seed=1)) == doc
     with pytest.raises(UserError, match="--k 8"):
-        split(manifest, tmp_path / "c.json", mode="kfold", k=8)
+        split(manifest, tmp_path / "c.json", SplitSettings(mode="kfold", k=8))
 
 
 def test_holdout_is_the_first_kfold_fold_alone(tmp_path):
     sizes = [5, 4, 3, 3, 2, 2, 1]
     rows = [(f"d/s{s}/v{i}", "d", f"s{s}", i % 2) for s, n in enumerate(sizes) for i in range(n)]
     manifest = write_manifest(tmp_path / "m.csv", rows)
-    kfold = split(manifest, tmp_path / "k.json", mode="kfold", k=4, seed=2)
-    holdout = split(manifest, tmp_path / "h.json", mode="holdout", k=4, seed=2)
+    kfold = split(manifest, tmp_path / "k.json", SplitSettings(mode="kfold", k=4, seed=2))
+    holdout = split(manifest, tmp_path / "h.json", SplitSettings(mode="holdout", k=4, seed=2))
     assert holdout["mode"] == "holdout" and holdout["k"] == 4
     assert holdout["folds"] == kfold["folds"][:1]
     fold = holdout["folds"][0]
     assert len(fold["train"]) + len(fold["test"]) == 20 and len(fold["test"]) == 5  # about 1/4 of the samples
-    with pytest.raises(UserError, match="--k 1"):
-        split(manifest, tmp_path / "x.json", mode="holdout", k=1)
+    with pytest.raises(UserError, match="split.k is 1, outside >= 2"):
+        split(manifest, tmp_path / "x.json", SplitSettings(mode="holdout", k=1))
 
 
 def test_lodo(manifest, tmp_path):
-    doc = split(manifest, tmp_path / "folds.json", mode="lodo")
+    doc = split(manifest, tmp_path / "folds.json", SplitSettings(mode="lodo"))
     assert [(f["test_dataset"], f["test_subjects"]) for f in doc["folds"]] == [
         ("casme2", ["casme2/01", "casme2/02"]), ("samm", ["samm/006"])]
     assert doc["folds"][1]["train"] == ["casme2/sub01/a", "casme2/sub01/b", "casme2/sub02/a"]
@@ -104,7 +105,7 @@ def test_lodo(manifest, tmp_path):
 def test_lodo_needs_two_datasets(tmp_path):
     manifest = write_manifest(tmp_path / "m.csv", [("d/a/1", "d", "a", 0), ("d/b/1", "d", "b", 1)])
     with pytest.raises(UserError, match="two or more data sets"):
-        split(manifest, tmp_path / "f.json", mode="lodo")
+        split(manifest, tmp_path / "f.json", SplitSettings(mode="lodo"))
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

@@ -1,34 +1,39 @@
 """`mol synth`: the synthetic CASME II-layout data set, its ground truth, and what carries the class."""
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
 
 from components.cli import main
-from components.datasets import list_frames, read_manifest, resolve_frames_dir
+from components.data import list_frames, read_manifest, resolve_frames_dir
 from components.errors import UserError
-from components.face import detect_faces, landmarks_in_box
+from components.vision.face import detect_faces, landmarks_in_box
+from components.config import DIFFICULTY_PX, DataSettings, SynthSettings
 from components.ingest import ingest
-from components.synth import (DIFFICULTY_PX, FRAMES_FOLDER, SHEET_FILE, ground_truth_path, load_ground_truth,
-                              make_motion, plan_clip, render_clip, subject_emotions, synth)
-from components.synth_faces import FRAME_HEIGHT, FRAME_WIDTH, make_subject, neutral_sample
-from components.synth_motion import ClipMotion, pixel_grid
+from components.synth import synth
+from components.synthetic.render import FRAMES_FOLDER, make_motion, plan_clip, render_clip, subject_emotions
+from components.synthetic.sheet import SHEET_FILE
+from components.synthetic.truth import ground_truth_path, load_ground_truth
+from components.synthetic.faces import FRAME_HEIGHT, FRAME_WIDTH, make_subject, neutral_sample
+from components.synthetic.motion import ClipMotion, pixel_grid
 
-SMALL = dict(subjects=2, videos_per_subject=5, seed=3, difficulty="easy", frames=(8, 12))
+SMALL = SynthSettings(subjects=2, videos_per_subject=5, seed=3, difficulty="easy", frames_min=8, frames_max=12)
 
 
 @pytest.fixture(scope="module")
 def small_set(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth")
-    summary = synth(out, **SMALL)
+    summary = synth(out, SMALL)
     return out, summary
 
 
 def ingest_set(out, tmp_dir):
     manifest = tmp_dir / "manifest.csv"
-    summary = ingest("casme2", str(out / FRAMES_FOLDER), str(manifest), str(out / SHEET_FILE), classes=5)
+    summary = ingest(DataSettings(dataset="casme2", root=str(out / FRAMES_FOLDER), annotations=str(out / SHEET_FILE), classes=5), str(manifest))
     return manifest, summary
 
 
@@ -58,9 +63,8 @@ def test_output_ingests_as_casme2_with_zero_rejects(small_set, tmp_path):
 
 
 def test_same_seed_gives_the_same_bytes_and_another_seed_differs(tmp_path):
-    settings = dict(subjects=1, videos_per_subject=2, frames=(8, 9))
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
-        synth(tmp_path / name, seed=seed, **settings)
+        synth(tmp_path / name, SynthSettings(subjects=1, videos_per_subject=2, frames_min=8, frames_max=9, seed=seed))
     frame = f"{FRAMES_FOLDER}/sub01/EP02_01f"
     first = lambda name: sorted((tmp_path / name / frame).iterdir())[0].read_bytes()  # noqa: E731
     sheet = lambda name: (tmp_path / name / SHEET_FILE).read_bytes()  # noqa: E731
@@ -71,33 +75,35 @@ def test_same_seed_gives_the_same_bytes_and_another_seed_differs(tmp_path):
 
 
 def test_rerun_skips_finished_clips_and_refuses_other_settings(tmp_path):
-    settings = dict(subjects=1, videos_per_subject=3, seed=5, frames=(8, 8))
-    synth(tmp_path, **settings)
+    settings = SynthSettings(subjects=1, videos_per_subject=3, seed=5, frames_min=8, frames_max=8)
+    synth(tmp_path, settings)
     clip = tmp_path / FRAMES_FOLDER / "sub01" / "EP02_01f"
     before = {p.name: p.read_bytes() for p in clip.iterdir()}
     ground_truth_path(tmp_path, "sub01", "EP02_01f").unlink()  # as if killed while writing that clip
     sorted(clip.iterdir())[3].unlink()
-    again = synth(tmp_path, **settings)
+    again = synth(tmp_path, settings)
     assert again.rendered == 1 and again.clips == 3
     assert {p.name: p.read_bytes() for p in clip.iterdir()} == before
     with pytest.raises(UserError, match="other settings"):
-        synth(tmp_path, **{**settings, "seed": 6})
+        synth(tmp_path, dataclasses.replace(settings, seed=6))
 
 
 def test_bad_settings_are_one_line_errors(tmp_path, capsys):
-    with pytest.raises(UserError, match="unknown difficulty"):
-        synth(tmp_path / "a", difficulty="brutal")
-    assert main(["synth", str(tmp_path / "b"), "--frames", "4", "6"]) == 2
+    with pytest.raises(UserError, match="synth.difficulty is 'brutal'; choose one of easy, medium, hard"):
+        SynthSettings(difficulty="brutal")
+    assert main(["synth", str(tmp_path / "b"), "--frames-min", "4", "--frames-max", "6"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("mol synth: error: --frames MIN MAX needs 8 <= MIN <= MAX") and err.count("\n") == 1
+    assert err.startswith("mol synth: error: synth.frames_min is 4, outside >= 8") and err.count("\n") == 1
+    assert main(["synth", str(tmp_path / "c"), "--frames-min", "12", "--frames-max", "9"]) == 2
+    assert "synth.frames_min 12 is above synth.frames_max 9" in capsys.readouterr().err
 
 
 def test_flow_is_exact_for_the_warp_and_explains_the_written_frames(small_set):
     out, _ = small_set
-    seed, subject_no, video = SMALL["seed"], 1, 2
-    emotions, subject_rng = subject_emotions(seed, subject_no, SMALL["videos_per_subject"])
+    seed, subject_no, video = SMALL.seed, 1, 2
+    emotions, subject_rng = subject_emotions(seed, subject_no, SMALL.videos_per_subject)
     subject = make_subject(subject_rng)
-    plan, clip_rng = plan_clip(seed, subject_no, video, emotions[video - 1], SMALL["frames"])
+    plan, clip_rng = plan_clip(seed, subject_no, video, emotions[video - 1], (SMALL.frames_min, SMALL.frames_max))
     motion = make_motion(plan, subject, clip_rng, DIFFICULTY_PX["easy"])
     truth = load_ground_truth(out, plan.subject_folder, plan.video_id)
     assert np.array_equal(motion.bumps.vectors, truth.motion.bumps.vectors)
@@ -176,7 +182,7 @@ def _leave_one_subject_out_accuracy(features, labels, subjects):
 
 def test_the_class_is_carried_by_motion_only(tmp_path):
     out = tmp_path / "set"
-    synth(out, subjects=6, videos_per_subject=10, seed=1, difficulty="easy", frames=(8, 10))
+    synth(out, SynthSettings(subjects=6, videos_per_subject=10, seed=1, difficulty="easy", frames_min=8, frames_max=10))
     manifest_path, _ = ingest_set(out, tmp_path)
     table = read_manifest(manifest_path)
     onset, apex = map(np.array, zip(*(_face_crops(out, manifest_path, row) for row in table.itertuples())))

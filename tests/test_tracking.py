@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from components import tracking
+from components.tracking import runs as tracking
 from components.errors import UserError
 from mlflow_store import fresh_store
 

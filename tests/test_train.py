@@ -13,18 +13,22 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from components.checkpoint import load_model, read_config
 from components.cli import main
-from components.clips import load_clips
-from components.devices import native_bf16
+from components.config import ExecutionSettings, TrainSettings
 from components.errors import UserError
-from components.evaluate import collapse_remedies, evaluate, level_summary
-from components.train import BatchSampler, TrainConfig, class_weights, hold_out_validation, train
+from components.evaluate import evaluate
+from components.train import train
+from components.training.checkpoint import load_model, read_config
+from components.training.data import BatchSampler, class_weights, hold_out_validation, load_clips
+from components.training.devices import native_bf16
+from components.training.scoring import collapse_remedies, level_summary
+from components.training.trainer import Trainer
 from fixtures_clips import write_clip_set, write_loso_folds
 from mlflow_store import fresh_store
 
 CLASSES = ["neg", "pos"]
-TINY = TrainConfig(batch_size=1, steps=2, checkpoint_every=1, eval_batch_size=4, threads=1)
+TINY = TrainSettings(batch_size=1, steps=2)
+RUN = ExecutionSettings(checkpoint_every=1, eval_batch_size=4, threads=1)
 BF16 = native_bf16(torch.device("cpu"))  # the default precision of training here
 
 
@@ -61,7 +65,7 @@ def store(tmp_path_factory):
 def straight(data, store, tmp_path_factory):
     """Fold 1 (test subject s2) trained 2 steps in one go, tracked in MLflow."""
     out = tmp_path_factory.mktemp("straight")
-    metrics = train(data / "clips", data / "folds.json", out, fold=1, config=TINY, experiment="straight")
+    metrics = train(data / "clips", data / "folds.json", out, fold=1, config=TINY, execution=RUN, experiment="straight")
     return out, metrics[0]
 
 
@@ -125,12 +129,13 @@ def test_fold_outputs_follow_the_contract(data, store, straight, capsys):
 
     # finished work is skipped; a changed schedule is refused rather than mixed in
     before = (fold / "metrics.json").stat().st_mtime_ns
-    train(data / "clips", data / "folds.json", out, fold=1, config=TINY)
+    train(data / "clips", data / "folds.json", out, fold=1, config=TINY, execution=RUN)
     assert "fold 1 is finished" in capsys.readouterr().out
     assert len(fold_runs(store, out)[2]) == 1  # no second fold run
     assert (fold / "metrics.json").stat().st_mtime_ns == before
     with pytest.raises(UserError, match="steps 2 -> 3"):
-        train(data / "clips", data / "folds.json", out, fold=1, config=dataclasses.replace(TINY, steps=3), track=False)
+        train(data / "clips", data / "folds.json", out, fold=1, config=dataclasses.replace(TINY, steps=3), execution=RUN,
+              track=False)
 
 
 def test_fold_keeps_samples_that_evaluate_draws(data, straight, tmp_path):
@@ -165,11 +170,12 @@ def assert_resumes_to_the_same_result(data, reference, config, fold, tmp_path):
     """Stop after step 1 (as a kill right after a checkpoint would), rerun, compare with `reference`."""
     out, metrics = reference
     name = f"fold_{fold:02d}"
-    first = train(data / "clips", data / "folds.json", tmp_path, fold=fold, config=config, track=False, stop_after=1)
+    first = train(data / "clips", data / "folds.json", tmp_path, fold=fold, config=config, execution=RUN, track=False,
+                  stop_after=1)
     assert first == [None]
     assert (tmp_path / name / "resume/state.safetensors").is_file()
     assert not (tmp_path / name / "metrics.json").exists()
-    resumed = train(data / "clips", data / "folds.json", tmp_path, fold=fold, config=config, track=False)[0]
+    resumed = train(data / "clips", data / "folds.json", tmp_path, fold=fold, config=config, execution=RUN, track=False)[0]
 
     a, b = load_file(out / name / "model.safetensors"), load_file(tmp_path / name / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -189,7 +195,7 @@ LEAKY = dataclasses.replace(TINY, select_on_test=True, eval_every=1)
 def leaky(data, store, tmp_path_factory):
     """Fold 0 trained 2 steps with the official (leaky) selection on the test subject, tracked."""
     out = tmp_path_factory.mktemp("leaky")
-    return out, train(data / "clips", data / "folds.json", out, fold=0, config=LEAKY, experiment="leaky")[0]
+    return out, train(data / "clips", data / "folds.json", out, fold=0, config=LEAKY, execution=RUN, experiment="leaky")[0]
 
 
 def test_select_on_test_is_marked_leaky_everywhere(store, leaky):
@@ -213,21 +219,21 @@ def test_leaky_run_resumes_with_its_best_weights(data, leaky, tmp_path, capsys):
 
 def test_motion_input_is_trained_and_reloaded(data, tmp_path):
     config = dataclasses.replace(TINY, mer_input="motion", mer_dropout=0.0)
-    [metrics] = train(data / "clips", data / "folds.json", tmp_path, fold=1, config=config, track=False)
+    [metrics] = train(data / "clips", data / "folds.json", tmp_path, fold=1, config=config, execution=RUN, track=False)
     assert metrics["config"]["mer_input"] == "motion" and metrics["config"]["mer_dropout"] == 0.0
     model, saved = load_model(tmp_path / "fold_01/model.safetensors")
     assert saved["mer_input"] == "motion" and model.mer_input == "motion"
-    with pytest.raises(UserError, match="--mer-input flow is unknown"):
-        dataclasses.replace(TINY, mer_input="flow").validate()
-    with pytest.raises(UserError, match="--mer-dropout 1.0 must be in"):
-        dataclasses.replace(TINY, mer_dropout=1.0).validate()
+    with pytest.raises(UserError, match="train.mer_input is 'flow'; choose one of official, motion"):
+        dataclasses.replace(TINY, mer_input="flow")
+    with pytest.raises(UserError, match=r"train.mer_dropout is 1.0, outside >= 0 and < 1"):
+        dataclasses.replace(TINY, mer_dropout=1.0)
 
 
 def test_collapse_remedies_follow_the_run():
-    assert collapse_remedies(TINY.result_fields()) == ("--balance sampler, --mer-input motion --mer-dropout 0 "
-                                                       "--lr 1e-3, more --steps (docs/training.md)")
+    assert collapse_remedies(TINY) == ("--balance sampler, --mer-input motion --mer-dropout 0 "
+                                       "--lr 1e-3, more --steps (docs/training.md)")
     tuned = dataclasses.replace(TINY, balance="loss", mer_input="motion")
-    assert collapse_remedies(tuned.result_fields()) == "more --steps (docs/training.md)"
+    assert collapse_remedies(tuned) == "more --steps (docs/training.md)"
 
 
 def test_batch_sampler_is_a_function_of_the_step():
@@ -285,16 +291,15 @@ def test_fold_and_all_exclude_each_other(data, tmp_path):
 
 
 def test_bf16_is_the_default_only_where_it_is_native(monkeypatch):
-    import components.train
     cpu = torch.device("cpu")
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
     assert not native_bf16(cpu)
-    assert not components.train.Trainer(TINY, 2, cpu, None).amp
-    assert components.train.Trainer(dataclasses.replace(TINY, amp=True), 2, cpu, None).amp  # --amp forces it
+    assert not Trainer(TINY, 2, cpu, None).amp
+    assert Trainer(dataclasses.replace(TINY, precision="bf16"), 2, cpu, None).amp  # --precision bf16 forces it
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
-    assert native_bf16(cpu) and components.train.Trainer(TINY, 2, cpu, None).amp
-    assert not components.train.Trainer(dataclasses.replace(TINY, amp=False), 2, cpu, None).amp  # --no-amp
+    assert native_bf16(cpu) and Trainer(TINY, 2, cpu, None).amp
+    assert not Trainer(dataclasses.replace(TINY, precision="fp32"), 2, cpu, None).amp
 
 
 def test_ablation_compares_joint_and_mer_only_on_the_same_folds(tmp_path, capsys, monkeypatch):
@@ -327,13 +332,3 @@ def test_ablation_compares_joint_and_mer_only_on_the_same_folds(tmp_path, capsys
     assert capsys.readouterr().out.count("is finished") == 4
     assert main([*command[:-6], "--seeds", "1,1"]) == 2
     assert "repeats a seed" in capsys.readouterr().err
-
-
-def test_ablation_defaults_are_the_laptop_schedule_of_params_yaml():
-    import yaml
-
-    from benchmarks.ablation import LAPTOP
-    schedule = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())["train"]
-    for key in ("steps", "batch_size", "lr", "weight_decay", "flow_weight", "landmark_weight", "balance",
-                "mer_input", "mer_dropout"):
-        assert getattr(LAPTOP, key) == schedule[key], key

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components import visualize as vis
+from components.reports import drawing as vis
+from components.reports.prediction import prediction_summary_figure, summary_html
+from components.reports.samples import flow_samples_figure, landmark_samples_figure
 
 
 def uniform_flow(dx: float, dy: float, size: int = 8) -> np.ndarray:
@@ -140,13 +142,13 @@ def synthetic_sample(n: int, seed: int = 0):
 
 def test_flow_samples_figure_compares_label_prediction_and_truth(tmp_path):
     frames, label, pred, truth = synthetic_sample(2)
-    figure = vis.flow_samples_figure(frames, label, pred, truth, names=["a", "b"], path=tmp_path / "flow.png")
+    figure = flow_samples_figure(frames, label, pred, truth, names=["a", "b"], path=tmp_path / "flow.png")
     assert len(figure.axes) == 2 * 5  # frame, label, prediction, truth, wheel per row
     titles = [ax.get_title() for ax in figure.axes]
     assert f"EPE vs truth {np.hypot(0.25, 0.25):.3f} px" in titles[2]
     image = read_png(tmp_path / "flow.png")
     assert image.shape[0] > 200 and image.std() > 10
-    without_truth = vis.flow_samples_figure(frames[:1], label[:1], pred[:1])
+    without_truth = flow_samples_figure(frames[:1], label[:1], pred[:1])
     assert len(without_truth.axes) == 4
 
 
@@ -156,7 +158,7 @@ def test_landmark_samples_figure_reports_nme(tmp_path):
     truth[:, 36:42] = (20.0, 30.0)  # eye centres 20 px apart
     truth[:, 42:48] = (40.0, 30.0)
     pred = truth + np.float32([2.0, 0.0])  # 2 px off everywhere: NME 2 / 20 = 0.1
-    figure = vis.landmark_samples_figure(frames, truth, pred, truth, path=tmp_path / "ldm.png")
+    figure = landmark_samples_figure(frames, truth, pred, truth, path=tmp_path / "ldm.png")
     assert "NME 0.100" in figure.axes[0].get_title()
     image = read_png(tmp_path / "ldm.png")
     assert image.std() > 10
@@ -167,12 +169,12 @@ def test_summary_figure_and_html_are_self_contained(tmp_path):
     landmarks = np.random.default_rng(1).uniform(0, 128, size=(7, 68, 2)).astype(np.float32)
     flow = np.random.default_rng(2).normal(0, 0.3, size=(7, 2, 128, 128)).astype(np.float32)
     probs = np.array([0.2, 0.7, 0.1])
-    figure = vis.prediction_summary_figure(frames, landmarks, flow, probs, ["neg", "pos", "sur"], "title",
+    figure = prediction_summary_figure(frames, landmarks, flow, probs, ["neg", "pos", "sur"], "title",
                                            clip_probabilities=np.array([[0.3, 0.6, 0.1]]))
     png = vis.figure_png(figure)
     decoded = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
     assert decoded.shape[1] > 1000 and decoded.std() > 10
-    page = vis.summary_html("a <title>", probs, ["neg", "pos", "sur"], [("Summary", png, "image/png")],
+    page = summary_html("a <title>", probs, ["neg", "pos", "sur"], [("Summary", png, "image/png")],
                             table=[["clip", "class"], [0, "pos"]], notes=["note & more"])
     assert "data:image/png;base64," in page and "a &lt;title&gt;" in page and "note &amp; more" in page
     assert 'src="http' not in page and "<link" not in page  # nothing fetched from elsewhere

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from components.datasets.labels import dataset_label_map
-from components.datasets.samples import (Reject, Sample, canonical_subject, cell_frame, cell_text,
+from components.data.classes import dataset_label_map
+from components.data.samples import (Reject, Sample, canonical_subject, cell_frame, cell_text,
                                          subfolders, unsafe_name)
 from components.errors import UserError
 

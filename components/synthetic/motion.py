@@ -5,7 +5,7 @@ Geometry of one clip (all points are (x, y) pixels of the frame):
 
     frame_t(p) = S(M_t(p)),   M_t(p) = R_t(p - D_t(p))
 
-S is the subject's neutral face (see synth_faces), D_t the facial deformation at frame t (a sum of
+S is the subject's neutral face (see faces.py), D_t the facial deformation at frame t (a sum of
 Gaussian bumps, each a displacement vector at a landmark, scaled by the frame's expression or blink
 amplitude) and R_t the rigid head pose (rotation about the face centre plus translation). So M_t is a
 backward map: it tells which point of the neutral face is seen at pixel p.

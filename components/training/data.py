@@ -1,4 +1,5 @@
-"""Clip files (`mol labels` output) read into memory as one indexable set of clips.
+"""The training data: clip files (`mol labels` output) read into memory as one indexable set of clips,
+the batches of each step, and the held-out validation subjects.
 
 A clip file `<stem>.npz` holds two views of a sample: the TRAINING view (`video`, `flow`, `landmarks`:
 S = clips x random crops) and the EVALUATION view (`eval_video`, `eval_flow`, `eval_landmarks`: one fixed
@@ -15,11 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from components.errors import UserError
-from components.fileio import sample_file_stem
+from components.io import sample_file_stem
 
+PICTURED_VIDEOS = 2  # test videos whose first clip is kept in samples.npz for `mol evaluate`'s pictures
 VIEWS = {"train": ("video", "flow", "landmarks"), "eval": ("eval_video", "eval_flow", "eval_landmarks")}
 
 
@@ -114,3 +117,60 @@ def load_clips(clips_dir: str | Path, sample_ids: list[str], view: str, num_clas
         arrays.append(views)
     videos, flows, landmarks = (list(a) for a in zip(*arrays)) if arrays else ([], [], [])
     return ClipSet(found, np.asarray(labels, dtype=np.int64), subjects, videos, flows, landmarks, missing)
+
+
+# ---- batches ----
+
+class BatchSampler:
+    """Indices of the clips of step t, a pure function of (seed, t): resuming needs only the step.
+
+    `none`: epochs of shuffled clips laid end to end, cut into batches (every clip once per epoch).
+    `sampler`: each batch drawn with replacement, clip weights 1/(clips of its class): balanced classes.
+    """
+
+    def __init__(self, clip_labels: np.ndarray, batch_size: int, seed: int, balanced: bool):
+        self.n, self.batch_size, self.seed, self.balanced = len(clip_labels), batch_size, seed, balanced
+        counts = np.bincount(clip_labels)
+        self.weights = 1.0 / counts[clip_labels]
+        self.weights /= self.weights.sum()
+        self._epoch, self._order = -1, np.zeros(0, int)
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        if epoch != self._epoch:
+            self._epoch, self._order = epoch, np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        return self._order
+
+    def batch(self, step: int) -> np.ndarray:  # [B]
+        if self.balanced:
+            return np.random.default_rng([self.seed, step]).choice(self.n, self.batch_size, p=self.weights)
+        positions = range(step * self.batch_size, (step + 1) * self.batch_size)
+        return np.array([self._permutation(p // self.n)[p % self.n] for p in positions])
+
+
+def class_weights(clip_labels: np.ndarray, num_classes: int) -> torch.Tensor:
+    """Cross-entropy weights n / (classes present * n_c): every present class weighs the same in the loss."""
+    counts = np.bincount(clip_labels, minlength=num_classes).astype(np.float64)
+    weights = np.where(counts > 0, counts.sum() / (np.count_nonzero(counts) * np.maximum(counts, 1)), 1.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+
+def hold_out_validation(clips_dir: str | Path, train_set: ClipSet, count: int, seed: int, fold: int,
+                        num_classes: int) -> tuple[ClipSet, ClipSet, list[str]]:
+    """Move `count` whole training subjects (chosen by seed and fold) into a validation set, which is read
+    in its evaluation view. Returns (remaining training set, validation set, validation subjects)."""
+    subjects = sorted(set(train_set.subjects))
+    if count >= len(subjects):
+        raise UserError(f"--val-subjects {count} leaves no training subject (fold {fold} has {len(subjects)})")
+    chosen = sorted(subjects[i] for i in np.random.default_rng([seed, fold]).choice(len(subjects), count,
+                                                                                    replace=False))
+    held = [s in chosen for s in train_set.subjects]
+    val_ids = [sid for sid, h in zip(train_set.sample_ids, held) if h]
+    val_set = load_clips(clips_dir, val_ids, "eval", num_classes, desc=f"fold {fold} validation clips")
+    return train_set.subset([i for i, h in enumerate(held) if not h]), val_set, chosen
+
+
+def sample_clips(clips: ClipSet, videos: int = PICTURED_VIDEOS) -> np.ndarray:
+    """Indices [K] of the first clip of the first `videos` samples: the clips kept for pictures."""
+    return np.flatnonzero(clips.clip_offset == 0)[:videos]
+

@@ -1,4 +1,5 @@
-"""Pictures of MOL's inputs and outputs: flow colours, flow arrows, landmarks, animations, panels.
+"""Drawing MOL's inputs and outputs: flow colours, flow arrows, landmarks, captions, tiles, and writing
+them as PNG, GIF or MP4.
 
 Pure functions on numpy arrays, shared by `mol predict`, `mol evaluate` and notebooks:
 images are uint8 (grayscale [H, W] or RGB [H, W, 3]), flows float [2, H, W] in pixels
@@ -13,8 +14,6 @@ BLUE = ground truth (known only for synthetic data).
 """
 from __future__ import annotations
 
-import base64
-import html
 import io
 from pathlib import Path
 from typing import Sequence
@@ -23,8 +22,7 @@ import cv2
 import numpy as np
 from matplotlib.figure import Figure
 
-from components.fileio import atomic_path
-from mol_model.metrics import flow_epe, landmark_nme
+from components.io import atomic_path
 
 RGB = tuple[int, int, int]
 GREEN: RGB = (40, 220, 40)
@@ -221,157 +219,15 @@ def save_figure(figure: Figure, path: str | Path, dpi: int = 100) -> None:
         figure.savefig(tmp, dpi=dpi, bbox_inches="tight")
 
 
-# ---- sample panels (evaluation): label vs prediction vs truth ----
-
-def _show(ax, image: np.ndarray, title: str) -> None:
-    ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
-    ax.set_title(title, fontsize=8)
-    ax.set_axis_off()
-
-
-def flow_samples_figure(frames: np.ndarray, label_flow: np.ndarray, pred_flow: np.ndarray,
-                        true_flow: np.ndarray | None = None, names: Sequence[str] | None = None,
-                        path: str | Path | None = None) -> Figure:
-    """One row per sample: the frame, then label (e.g. TV-L1), prediction and (if given) true flow as colours
-    on one shared magnitude scale per row, with the prediction's end-point error against each.
-
-    frames [N, H, W] uint8 (first frame of each pair); flows [N, 2, H, W] pixels. Saved as PNG to
-    `path` when given; returns the figure either way."""
-    columns = [("label", label_flow), ("prediction", pred_flow)]
-    if true_flow is not None:
-        columns.append(("truth", true_flow))
-    n = len(frames)
-    figure = Figure(figsize=(2.3 * (len(columns) + 2), 2.6 * n), layout="constrained")
-    axes = figure.subplots(n, len(columns) + 2, squeeze=False)
-    for i in range(n):
-        largest = flow_scale(*(f[i] for _, f in columns))
-        _show(axes[i, 0], frames[i], names[i] if names else f"sample {i}")
-        for j, (name, flows) in enumerate(columns, start=1):
-            title = name
-            if name == "prediction":
-                title += f"\nEPE vs label {flow_epe(pred_flow[i], label_flow[i]):.3f} px"
-                if true_flow is not None:
-                    title += f"\nEPE vs truth {flow_epe(pred_flow[i], true_flow[i]):.3f} px"
-            elif name == "truth":
-                title += f"\nlabel's EPE {flow_epe(label_flow[i], true_flow[i]):.3f} px"
-            _show(axes[i, j], flow_to_color(flows[i], largest), title)
-        _show(axes[i, -1], color_wheel(), f"rim = {largest:.3f} px")
-    if path is not None:
-        save_figure(figure, path)
-    return figure
-
-
-def landmark_samples_figure(frames: np.ndarray, label_landmarks: np.ndarray, pred_landmarks: np.ndarray,
-                            true_landmarks: np.ndarray | None = None, names: Sequence[str] | None = None,
-                            columns: int = 4, zoom: int = 2, path: str | Path | None = None) -> Figure:
-    """One panel per sample: the frame with label (green), predicted (red) and, if given, true (blue)
-    landmarks, titled with the prediction's NME against the label (and the truth).
-
-    frames [N, H, W] uint8; landmarks [N, 68, 2] pixels. Saved as PNG to `path` when given."""
-    n = len(frames)
-    columns = min(columns, n)
-    rows = -(-n // columns)
-    figure = Figure(figsize=(2.6 * columns, 2.9 * rows), layout="constrained")
-    axes = figure.subplots(rows, columns, squeeze=False)
-    for ax in axes.flat[n:]:
-        ax.set_axis_off()
-    for i, ax in enumerate(axes.flat[:n]):
-        sets, colors = [label_landmarks[i], pred_landmarks[i]], [GREEN, RED]
-        name = names[i] if names else f"sample {i}"
-        title = f"{name}\nNME {landmark_nme(pred_landmarks[i], label_landmarks[i]):.3f}"
-        if true_landmarks is not None:
-            sets.append(true_landmarks[i])
-            colors.append(BLUE)
-            title += f" (vs truth {landmark_nme(pred_landmarks[i], true_landmarks[i]):.3f})"
-        _show(ax, draw_landmarks(frames[i], np.stack(sets), colors, zoom=zoom), title)
-    legend = "green = label, red = prediction" + (", blue = truth" if true_landmarks is not None else "")
-    figure.suptitle(legend, fontsize=9)
-    if path is not None:
-        save_figure(figure, path)
-    return figure
-
-
-# ---- the prediction summary ----
-
-def probabilities_axes(ax, probabilities: np.ndarray, class_names: Sequence[str],
-                       clip_probabilities: np.ndarray | None = None) -> None:
-    """Horizontal bars of the video's class probabilities; dots for each clip's."""
-    order = np.arange(len(class_names))
-    best = int(np.argmax(probabilities))
-    ax.barh(order, probabilities, color=["tab:red" if c == best else "tab:gray" for c in order])
-    if clip_probabilities is not None:
-        for clip in clip_probabilities:
-            ax.plot(clip, order, "k.", markersize=4, alpha=0.6)
-    ax.set_yticks(order, labels=list(class_names))
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("probability (bars: video, dots: clips)", fontsize=8)
-
-
-def prediction_summary_figure(frames: np.ndarray, landmarks: np.ndarray, flow: np.ndarray,
-                              probabilities: np.ndarray, class_names: Sequence[str], title: str,
-                              clip_probabilities: np.ndarray | None = None,
-                              reference_landmarks: np.ndarray | None = None) -> Figure:
-    """One page: class probabilities, the clip's 8 frames with predicted landmarks (red; dlib's in green
-    when `reference_landmarks` [8, 68, 2] is given) and the 7 predicted flows as colours.
-
-    frames [8, H, W] uint8; landmarks [7, 68, 2] (frames 1..7); flow [7, 2, H, W]."""
-    figure = Figure(figsize=(16, 8), layout="constrained")
-    top, bottom = figure.subfigures(2, 1, height_ratios=[1, 2])  # separate layouts: bars do not shift the grid
-    probabilities_axes(top.add_subplot(top.add_gridspec(1, 8)[0, 1:7]), probabilities, class_names, clip_probabilities)
-    grid = bottom.subplots(2, 8)
-    largest = flow_scale(flow)
-    for t in range(len(frames)):
-        sets, colors = [], []
-        if reference_landmarks is not None:
-            sets.append(reference_landmarks[t])
-            colors.append(GREEN)
-        if t > 0:
-            sets.append(landmarks[t - 1])
-            colors.append(RED)
-        image = draw_landmarks(frames[t], np.stack(sets), colors, zoom=2) if sets else frames[t]
-        _show(grid[0, t], image, f"frame {t + 1}")
-    for t in range(len(flow)):
-        _show(grid[1, t], flow_to_color(flow[t], largest), f"flow {t + 1}\u2192{t + 2}")
-    _show(grid[1, len(flow)], color_wheel(), f"colour wheel\nrim = {largest:.3f} px")
-    figure.suptitle(title, fontsize=12)
-    return figure
-
-
-def summary_html(title: str, probabilities: np.ndarray, class_names: Sequence[str],
-                 images: Sequence[tuple[str, bytes, str]], table: Sequence[Sequence[str]] = (),
-                 notes: Sequence[str] = ()) -> str:
-    """A self-contained HTML page: probability bars, then each (heading, PNG or GIF bytes, mime type)
-    image embedded as base64, then a table (first row = header) and notes."""
-    esc = html.escape
-    best = int(np.argmax(probabilities))
-    bars = "".join(
-        f'<tr><td>{esc(name)}</td><td><div class="bar{" best" if c == best else ""}" '
-        f'style="width:{100 * p:.1f}%"></div></td><td>{p:.3f}</td></tr>'
-        for c, (name, p) in enumerate(zip(class_names, probabilities)))
-    pictures = "".join(
-        f'<h2>{esc(heading)}</h2><img alt="{esc(heading)}" src="data:{mime};base64,'
-        f'{base64.b64encode(data).decode("ascii")}">' for heading, data, mime in images)
-    rows = "".join("<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{esc(str(cell))}</{'th' if i == 0 else 'td'}>"
-                                    for cell in row) + "</tr>" for i, row in enumerate(table))
-    note_items = "".join(f"<li>{esc(n)}</li>" for n in notes)
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{esc(title)}</title><style>
-body {{ font-family: sans-serif; margin: 2em; max-width: 1400px; }}
-table {{ border-collapse: collapse; }} td, th {{ padding: 2px 8px; text-align: left; }}
-.probs td:nth-child(2) {{ width: 320px; }} .bar {{ background: #999; height: 14px; }} .bar.best {{ background: #d33; }}
-.clips th, .clips td {{ border-bottom: 1px solid #ddd; }} img {{ max-width: 100%; image-rendering: pixelated; }}
-</style></head><body>
-<h1>{esc(title)}</h1>
-<table class="probs">{bars}</table>
-{pictures}
-{f'<h2>Clips</h2><table class="clips">{rows}</table>' if rows else ""}
-{f"<ul>{note_items}</ul>" if note_items else ""}
-</body></html>
-"""
-
-
 def figure_png(figure: Figure, dpi: int = 100) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     return buffer.getvalue()
+
+
+def show(ax, image: np.ndarray, title: str) -> None:
+    """`image` (gray or RGB uint8) on a matplotlib axes, pixels as they are, titled, without axes."""
+    ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+    ax.set_title(title, fontsize=8)
+    ax.set_axis_off()
+

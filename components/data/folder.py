@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from components.datasets.labels import FIVE_CLASSES, THREE_CLASSES, canonical_word, class_folder_label_map
-from components.datasets.samples import Reject, Sample, canonical_subject, subfolders
+from components.data.classes import FIVE_CLASSES, THREE_CLASSES, canonical_word, class_folder_label_map
+from components.data.samples import Reject, Sample, canonical_subject, subfolders
 from components.errors import UserError
 
 _NAME_PREFIXES = {"casme2": "casme2", "casme_ii": "casme2", "casmeii": "casme2", "samm": "samm", "smic": "smic"}

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from components.datasets.labels import dataset_label_map
-from components.datasets.samples import Reject, Sample, subfolders
+from components.data.classes import dataset_label_map
+from components.data.samples import Reject, Sample, subfolders
 from components.errors import UserError
 
 _SUBJECT = re.compile(r"s\d+", re.IGNORECASE)

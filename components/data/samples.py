@@ -6,10 +6,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from components.datasets.labels import LabelMap
-from components.datasets.manifest import frame_number, list_frames
+from components.data.classes import LabelMap
+from components.data.manifest import frame_number, list_frames
+from mol_model.clips import CLIP_LENGTH
 
-MIN_FRAMES = 8  # one 8-frame clip is the least the model can use
+MIN_FRAMES = CLIP_LENGTH  # one clip is the least the model can use
 
 
 @dataclass

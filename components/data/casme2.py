@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components.datasets.samples import Reject, Sample
-from components.datasets.sheets import SheetLayout, collect_sheet_dataset
+from components.data.samples import Reject, Sample
+from components.data.sheets import SheetLayout, collect_sheet_dataset
 
 LAYOUT = SheetLayout(
     dataset="casme2", title="CASME II", sheet="Sheet1", example_file="CASME2-coding-20140508.xlsx",

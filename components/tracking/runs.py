@@ -24,6 +24,7 @@ from pathlib import Path
 from components.errors import UserError
 
 PARENT_ENV = "MOL_PARENT_RUN_ID"
+PARENT_RECORD = "parent_run_id.txt"  # in a training run's folder: the parent run of its folds
 SWITCH_ENV = "MOL_TRACKING"
 DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
@@ -148,6 +149,13 @@ def open_run(run_id: str, mend: str = f"pass the right --parent-run-id (or {PARE
     return Run(client, run_id)
 
 
+def parent_run_id(runs: str | Path, given: str | None = None) -> str | None:
+    """The parent run of a training run's folds: the id given, else MOL_PARENT_RUN_ID, else the one
+    recorded in RUNS/parent_run_id.txt by the process that made it; None when there is none yet."""
+    record = Path(runs) / PARENT_RECORD
+    return given or os.environ.get(PARENT_ENV) or (record.read_text().strip() if record.is_file() else None)
+
+
 def start_child_run(parent: Run, run_name: str, params: dict, tags: dict) -> Run:
     """A nested run under `parent`, in the parent's experiment."""
     if not parent.active:
@@ -164,7 +172,7 @@ def log_and_register_model(run: Run, model_path: str | Path, registered_name: st
                            alias: str = "champion", tags: dict | None = None) -> str | None:
     """Log a `mol train` model file to `run` as an MLflow model, register it as `registered_name` and
     point `alias` at that version. Returns the version, or None when tracking is off. The one place that
-    decides how our models enter MLflow: the pickle-free pyfunc of `components.pyfunc`.
+    decides how our models enter MLflow: the pickle-free pyfunc of `components.tracking.pyfunc`.
 
     Idempotent: a model file already registered under the name (same sha256) is not logged again;
     the alias just moves to its version."""
@@ -172,7 +180,7 @@ def log_and_register_model(run: Run, model_path: str | Path, registered_name: st
         return None
     import mlflow
 
-    from components.pyfunc import log_pyfunc_model
+    from components.tracking.pyfunc import log_pyfunc_model
 
     digest = hashlib.sha256(Path(model_path).read_bytes()).hexdigest()
     known = run.client.search_model_versions(f"name='{registered_name}' and tag.model_sha256='{digest}'")

@@ -9,7 +9,7 @@ that face under
 - an appearance change: gamma (skin tone), contrast, brightness and a left-right lighting gradient.
 
 `neutral_sample(subject, points)` is the subject's neutral face S at frame points: every frame of a
-clip is S seen through that clip's motion (synth_motion), rendered with one interpolation from the
+clip is S seen through that clip's motion (motion.py), rendered with one interpolation from the
 photograph.
 """
 from __future__ import annotations
@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 
 from components.errors import UserError
-from components.synth_motion import Bumps, pixel_grid
+from components.synthetic.motion import Bumps, pixel_grid
+from mol_model.metrics import eye_centres
 
 FRAME_HEIGHT, FRAME_WIDTH = 240, 240
 FRAME_IOD = 52.0            # mean inter-ocular distance in the frame, pixels
@@ -42,8 +43,9 @@ SHAPE_RANGE = 0.08  # each group moves by up to this many IODs
 
 
 def iod(landmarks: np.ndarray) -> float:
-    """Inter-ocular distance: between the eye centres (means of landmarks 36-41 and 42-47)."""
-    return float(np.linalg.norm(landmarks[36:42].mean(0) - landmarks[42:48].mean(0)))
+    """Inter-ocular distance [68, 2] -> pixels between the eye centres."""
+    left, right = eye_centres(landmarks)
+    return float(np.linalg.norm(right - left))
 
 
 @functools.lru_cache(maxsize=1)
@@ -51,7 +53,7 @@ def base_face() -> tuple[np.ndarray, np.ndarray]:
     """The photograph as float32 grayscale [512, 512] and its dlib landmarks float64 [68, 2]."""
     from skimage import data
 
-    from components.face import detect_landmarks
+    from components.vision.face import detect_landmarks
 
     gray = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
     landmarks = detect_landmarks(gray)

@@ -17,8 +17,8 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from components.datasets import casme2, samm, smic
-from components.datasets.samples import Reject, Sample
+from components.data import casme2, samm, smic
+from components.data.samples import Reject, Sample
 from components.errors import UserError
 
 EXCLUDED = {"casme2/sub04/EP12_01f", "casme2/sub05/EP09_05f"}

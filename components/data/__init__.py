@@ -4,10 +4,10 @@ An adapter is a module with `collect(root, annotations, classes) -> (samples, re
 maps each `--dataset` name to it. Later stages read manifests through `read_manifest`,
 `resolve_frames_dir` and `list_frames`.
 """
-from components.datasets.manifest import (MANIFEST_COLUMNS, REJECT_COLUMNS, frame_number, list_frames,
+from components.data.manifest import (MANIFEST_COLUMNS, REJECT_COLUMNS, frame_number, list_frames,
                                           read_manifest, resolve_frames_dir, stored_frames_dir)
 
-ADAPTERS = {name: f"components.datasets.{name}" for name in ("casme2", "samm", "smic", "megc2019", "folder")}
+ADAPTERS = {name: f"components.data.{name}" for name in ("casme2", "samm", "smic", "megc2019", "folder")}
 
 __all__ = ["ADAPTERS", "MANIFEST_COLUMNS", "REJECT_COLUMNS", "frame_number", "list_frames", "read_manifest",
            "resolve_frames_dir", "stored_frames_dir"]

@@ -13,19 +13,30 @@ column of probabilities per class (named as in the model file) and `predicted_cl
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import mlflow
 import numpy as np
 import pandas as pd
 import torch
 
-CLIP_SHAPE = (1, 8, 128, 128)  # one clip: channel, frames, height, width
+from components.errors import UserError
+from components.tracking.runs import tracking_uri
+from components.training.checkpoint import class_names, load_model, read_config
+from components.training.devices import bf16_autocast, pick_device
+from components.training.scoring import probabilities
+from mol_model.clips import CLIP_LENGTH, FRAME_SIZE
+from mol_model.normalize import normalize_video
+
+CLIP_SHAPE = (1, CLIP_LENGTH, FRAME_SIZE, FRAME_SIZE)  # one clip: channel, frames, height, width
 MODEL_CODE = """\
-# Written by components.pyfunc.log_pyfunc_model: MLflow runs this file to build the model (no pickle).
+# Written by components.tracking.pyfunc.log_pyfunc_model: MLflow runs this file to build the model (no pickle).
 import mlflow
-from components.pyfunc import MOLPyfunc
+from components.tracking.pyfunc import MOLPyfunc
 
 mlflow.models.set_model(MOLPyfunc())
 """
@@ -37,36 +48,26 @@ class MOLPyfunc(mlflow.pyfunc.PythonModel):
     batch_size = 8  # clips per forward pass: bounds memory for large requests
 
     def load_context(self, context) -> None:
-        from components.checkpoint import load_model
-        from components.devices import pick_device
-
         self.device = pick_device("auto")
         self.model, config = load_model(context.artifacts["model"], self.device)
         self.class_names = class_names(config)
 
     def predict(self, context, model_input: np.ndarray, params: dict | None = None) -> pd.DataFrame:
         """model_input: uint8 [B, 1, 8, 128, 128] grey levels -> DataFrame [B, C + 1]."""
-        from components.devices import bf16_autocast
-        from mol_model.normalize import normalize_video
-
         clips = np.asarray(model_input)
         if clips.dtype != np.uint8 or clips.ndim != 5 or clips.shape[1:] != CLIP_SHAPE:
             raise ValueError(f"expected uint8 clips [B, {', '.join(map(str, CLIP_SHAPE))}], "
                              f"got {clips.dtype} {list(clips.shape)}")
-        probabilities = []
+        logits = []
         with torch.inference_mode(), bf16_autocast(self.device):  # logits stay float32 (mol_model/model.py)
             for first in range(0, len(clips), self.batch_size):
                 batch = normalize_video(torch.from_numpy(clips[first:first + self.batch_size])).to(self.device)
-                probabilities.append(torch.softmax(self.model(batch).logits.float(), dim=-1).cpu().numpy())
-        table = pd.DataFrame(np.concatenate(probabilities) if probabilities else np.zeros((0, len(self.class_names))),
+                logits.append(self.model(batch).logits.float().cpu().numpy())
+        table = pd.DataFrame(probabilities(np.concatenate(logits)) if logits else np.zeros((0, len(self.class_names))),
                              columns=self.class_names)
         table["predicted_class"] = [self.class_names[i] for i in table[self.class_names].to_numpy().argmax(1)] \
             if len(table) else []
         return table
-
-
-def class_names(config: dict) -> list[str]:
-    return list(config.get("class_names") or [f"class_{i}" for i in range(int(config["num_classes"]))])
 
 
 def signature(names: list[str]):
@@ -82,9 +83,11 @@ def signature(names: list[str]):
 def requirements() -> list[str]:
     """Pinned to the running versions (given explicitly: MLflow's inference would load the model)."""
     import safetensors
+    import tqdm
 
     return [f"mlflow=={mlflow.__version__}", f"torch=={torch.__version__.split('+')[0]}",
-            f"numpy=={np.__version__}", f"pandas=={pd.__version__}", f"safetensors=={safetensors.__version__}"]
+            f"numpy=={np.__version__}", f"pandas=={pd.__version__}", f"safetensors=={safetensors.__version__}",
+            f"tqdm=={tqdm.__version__}"]
 
 
 def code_paths() -> list[str]:
@@ -98,8 +101,6 @@ def code_paths() -> list[str]:
 def log_pyfunc_model(model_path: str | Path, artifact_path: str = "model", registered_model_name: str | None = None):
     """Log a `mol train` model file as a pyfunc model (to the active run, if any) and optionally register
     it. Returns MLflow's ModelInfo (`.model_uri`, `.registered_model_version`)."""
-    from components.checkpoint import read_config
-
     names = class_names(read_config(model_path))  # fails early, with a UserError, on a bad file
     with tempfile.TemporaryDirectory(prefix="mol-pyfunc-") as tmp:
         code = Path(tmp) / "mol_pyfunc_model.py"
@@ -114,3 +115,25 @@ def log_pyfunc_model(model_path: str | Path, artifact_path: str = "model", regis
             registered_model_name=registered_model_name,
             metadata={"class_names": names},
         )
+
+
+@contextlib.contextmanager
+def fetch_model_file(uri: str) -> Iterator[Path]:
+    """The safetensors model file inside an MLflow model (`models:/mol-mer@champion`, `runs:/...`),
+    downloaded to a temporary folder that lives as long as the `with` block. Never loads a pickle."""
+    from mlflow.exceptions import MlflowException
+
+    store = tracking_uri()
+    with tempfile.TemporaryDirectory(prefix="mol-model-") as tmp:
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=tmp, tracking_uri=store,
+                registry_uri=os.environ.get("MLFLOW_REGISTRY_URI") or store))
+        except MlflowException as e:
+            raise UserError(f"cannot fetch MLflow model {uri} from {store} ({e.message.splitlines()[0]}); "
+                            "check the name and alias, or pass --model with a model file") from None
+        files = sorted(local.rglob("*.safetensors")) if local.is_dir() else [local]
+        if not files or files[0].suffix != ".safetensors":
+            raise UserError(f"MLflow model {uri} holds no .safetensors model file (only pyfunc models logged by "
+                            "log_pyfunc_model do); register it again or pass --model")
+        yield files[0]

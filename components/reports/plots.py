@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from components.fileio import atomic_path
+from components.io import atomic_path
 
 
 def _save(fig: Figure, path: str | Path) -> None:

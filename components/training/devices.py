@@ -1,4 +1,4 @@
-"""Choosing the torch device from a user's `--device` value."""
+"""Choosing the torch device from a user's `--device` value, and where bf16 autocast runs."""
 from __future__ import annotations
 
 import torch
@@ -35,6 +35,11 @@ def bf16_autocast(device: torch.device, enabled: bool | None = None) -> torch.au
     """bfloat16 autocast on `device`, by default on exactly where bf16 is native. Inside it MOL runs only
     its flow decoder in bf16 (94% of the FLOPs); logits and landmarks are the float32 ones."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=native_bf16(device) if enabled is None else enabled)
+
+
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """Whether a `precision` setting (auto, bf16, fp32) runs bf16 autocast on `device`."""
+    return native_bf16(device) if precision == "auto" else precision == "bf16"
 
 
 def precision_label(bf16: bool) -> str:

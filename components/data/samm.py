@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components.datasets.samples import Reject, Sample
-from components.datasets.sheets import SheetLayout, collect_sheet_dataset
+from components.data.samples import Reject, Sample
+from components.data.sheets import SheetLayout, collect_sheet_dataset
 
 LAYOUT = SheetLayout(
     dataset="samm", title="SAMM", sheet="MICRO_ONLY", example_file="SAMM_Micro_FACS_Codes_v2.xlsx",

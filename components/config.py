@@ -1,0 +1,507 @@
+"""The typed settings of every stage: the ONE definition of each setting.
+
+Each class below is one section of params.yaml (its `section` name) and each field one key, with its
+type, default, allowed values and help. From these definitions come
+- the `mol <stage>` flags (`add_arguments`: `--lr` for `train.lr`), with `--params FILE` to read a
+  params.yaml first (flags given on the command line win);
+- the validation of params.yaml and params-paper.yaml (`load_params`): an unknown or mistyped key is a
+  one-line error naming the key and the nearest valid one; a value of the wrong type or outside its range
+  is refused the same way;
+- the Kubeflow pipeline's parameters (one per section, see pipeline/pipeline.py) and their validation
+  inside every step (`from_mapping`);
+- the settings reference in docs/configuration.md (`mol params --markdown`).
+
+Settings that decide a result live in the stage sections; settings that only decide how a stage runs
+(processes, device, threads, checkpoint interval) live in `execution`, which no DVC stage tracks, so
+changing them reruns nothing. Defaults are the paper's schedule; params.yaml holds the laptop profile.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import math
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+
+from components.data import ADAPTERS
+from components.errors import UserError
+from components.vision.face import REFERENCE_FRAMES
+from components.vision.flow import FLOW_METHODS
+from mol_model.clips import CLIP_LENGTH
+from mol_model.model import MER_INPUTS
+
+PARAMS_FILE = "params.yaml"
+# synth.difficulty: the largest facial displacement at apex, frame pixels (about 52 px between the eyes)
+DIFFICULTY_PX = {"easy": 3.0, "medium": 1.5, "hard": 0.75}
+
+
+def setting(default: Any, help: str, choices: tuple | None = None, minimum: float | None = None,
+            maximum: float | None = None, below: float | None = None) -> Any:
+    """A field of a settings class: its default and how a value is checked and documented
+    (`maximum` is inclusive, `below` exclusive)."""
+    factory = {"default_factory": lambda: type(default)(default)} if isinstance(default, (list, dict)) else {
+        "default": default}
+    return field(**factory, metadata={"help": help, "choices": choices, "minimum": minimum, "maximum": maximum,
+                                      "below": below})
+
+
+class Settings:
+    """One section of params.yaml. Subclasses are dataclasses whose fields are made with `setting`."""
+    section: ClassVar[str]
+    about: ClassVar[str]  # one line for the docs and the flag group's title
+
+    def check(self) -> None:
+        """Rules between fields (UserError); single values are checked by `from_mapping`."""
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    def __post_init__(self) -> None:
+        """Every value checked (type, allowed values, range) whichever way the settings are made; whole
+        numbers given as floats (Kubeflow hands numbers over that way) become ints, ints for floats floats."""
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, _checked_value(f, hints[f.name], getattr(self, f.name),
+                                                            f"{self.section}.{f.name}"))
+        self.check()
+
+    @classmethod
+    def from_mapping(cls, values: Any, where: str = "params.yaml") -> "Settings":
+        """Checked settings from a mapping of key -> value (a params.yaml section, a Kubeflow parameter);
+        keys it lacks take their defaults. Errors name `where` the values came from."""
+        prefix = f"{where}: " if where else ""
+        if values is None:
+            values = {}
+        if not isinstance(values, dict):
+            raise UserError(f"{prefix}`{cls.section}:` must be a mapping of keys to values, not "
+                            f"{type(values).__name__}; see docs/configuration.md")
+        unknown = [key for key in values if key not in cls.keys()]
+        if unknown:
+            raise UserError(f"{prefix}unknown key {cls.section}.{unknown[0]}{_nearest(str(unknown[0]), cls.keys())}; "
+                            "see docs/configuration.md for the keys")
+        try:
+            return cls(**values)
+        except UserError as e:
+            raise UserError(f"{prefix}{e}") from None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    # ---- command-line flags ----
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+        """The section's keys as flags (`--weight-decay` for `weight_decay`) in a group of their own. A flag
+        not given stays unset, so `from_args` can tell it from the params file's value and the default."""
+        group = parser.add_argument_group(f"{cls.section} settings ({cls.about}; params.yaml `{cls.section}:`)")
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if only is not None and f.name not in only:
+                continue
+            kind, meta = _base_type(hints[f.name]), f.metadata
+            text = f"{meta['help']} (default: {_shown(_default(f))})"
+            flag = "--" + f.name.replace("_", "-")
+            if kind is bool:
+                group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
+            elif kind in (int, float, str):
+                group.add_argument(flag, type=_parser_for(kind), default=argparse.SUPPRESS, help=text,
+                                   metavar=_metavar(f, kind))
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, params: "Params | None" = None) -> "Settings":
+        """The defaults, then the params file's section (if one was read), then the flags given."""
+        values = (params.section(cls).as_dict() if params is not None else {})
+        values |= {key: getattr(args, key) for key in cls.keys() if hasattr(args, key)}
+        return cls.from_mapping(values, "")
+
+
+# ---------------------------------------------------------------------------------------------- sections
+
+@dataclass(frozen=True)
+class DataSettings(Settings):
+    section: ClassVar[str] = "data"
+    about: ClassVar[str] = "which data set `mol ingest` reads"
+    dataset: str = setting("casme2", "layout of root: casme2, samm, smic (its HS, VIS or NIR folder), megc2019 (the "
+                                     "three side by side) or folder (the official MOL code's EMOTION/VIDEO/ "
+                                     "folders)", choices=tuple(ADAPTERS))
+    root: str = setting("", "the folder holding the data set as distributed")
+    annotations: str = setting("", "the coding sheet (.xlsx, or a CSV export of it): CASME2-coding-*.xlsx for casme2, "
+                                   "SAMM_Micro_FACS_Codes_v2.xlsx for samm; empty for the others")
+    classes: int = setting(5, "class set: 5 (the data set's own emotions) or 3 (negative/positive/surprise)",
+                           choices=(3, 5))
+
+
+@dataclass(frozen=True)
+class SynthSettings(Settings):
+    section: ClassVar[str] = "synth"
+    about: ClassVar[str] = "the embedded synthetic data set"
+    subjects: int = setting(8, "synthetic people", minimum=1)
+    videos_per_subject: int = setting(10, "videos per person, the 5 emotions taken in turn", minimum=1)
+    frames_min: int = setting(24, "fewest frames per video", minimum=CLIP_LENGTH)
+    frames_max: int = setting(40, "most frames per video (real 200 fps micro-expressions have about 40-80)",
+                              minimum=CLIP_LENGTH)
+    difficulty: str = setting("easy", "largest facial displacement at apex: easy 3 px, medium 1.5 px, hard 0.75 px "
+                                      "(about 52 px between the eyes)", choices=tuple(DIFFICULTY_PX))
+    seed: int = setting(0, "random seed; the same seed gives the same bytes")
+
+    def check(self) -> None:
+        if self.frames_min > self.frames_max:
+            raise UserError(f"synth.frames_min {self.frames_min} is above synth.frames_max {self.frames_max}; "
+                            "give a range MIN <= MAX")
+
+
+@dataclass(frozen=True)
+class AlignSettings(Settings):
+    section: ClassVar[str] = "align"
+    about: ClassVar[str] = "face alignment"
+    per_frame: bool = setting(False, "the official per-frame alignment (removes head motion but turns landmark "
+                                     "jitter into image motion); off: one transform per video")
+    reference_frames: int = setting(REFERENCE_FRAMES, "first frames whose median landmarks define the per-video transform",
+                                    minimum=1)
+
+
+@dataclass(frozen=True)
+class LabelsSettings(Settings):
+    section: ClassVar[str] = "labels"
+    about: ClassVar[str] = "clips, crops, flow and landmark labels"
+    flow: str = setting("tvl1", "flow-label backend: tvl1 (official); tvl1-dis (2.3x faster, within 0.011 px of "
+                                "tvl1); farneback or dis (much faster, different labels)",
+                        choices=FLOW_METHODS)
+    train_crops: int = setting(5, "random 128x128 crops per training clip (official: 5)", minimum=1)
+    seed: int = setting(0, "seed of the random crops")
+
+
+@dataclass(frozen=True)
+class SplitSettings(Settings):
+    section: ClassVar[str] = "split"
+    about: ClassVar[str] = "cross-validation folds"
+    mode: str = setting("loso", "loso: leave one subject out; kfold: K folds grouped by subject; lodo: leave one "
+                                "data set out; holdout: one fold, the first kfold group (a quick check, not a CV)",
+                        choices=("loso", "kfold", "lodo", "holdout"))
+    k: int = setting(5, "folds for kfold; holdout tests on about 1/k of the samples", minimum=2)
+    seed: int = setting(0, "seed of the kfold/holdout subject shuffle")
+
+
+@dataclass(frozen=True)
+class TrainSettings(Settings):
+    section: ClassVar[str] = "train"
+    about: ClassVar[str] = "the training schedule; every key decides the result"
+    lr: float = setting(1e-4, "AdamW learning rate", minimum=0)
+    weight_decay: float = setting(1e-3, "AdamW weight decay", minimum=0)
+    batch_size: int = setting(32, "clips per step", minimum=1)
+    steps: int = setting(1000, "optimizer steps per fold", minimum=1)
+    flow_weight: float = setting(10.0, "weight of the optical-flow loss; 0 = no flow supervision", minimum=0)
+    landmark_weight: float = setting(0.1, "weight of the landmark loss; 0 = no landmark supervision", minimum=0)
+    mer_weight: float = setting(1.0, "weight of the expression cross-entropy", minimum=0)
+    neighbors: int = setting(4, "graph neighbours k in CCC", minimum=1)
+    mer_input: str = setting("official", "what the expression head reads: official (the paper's stacked "
+                                         "features) or motion (the same minus each clip's mean over its frames, "
+                                         "scaled per clip; parameter-free)", choices=MER_INPUTS)
+    mer_dropout: float = setting(0.5, "dropout of the expression head, training only (official 0.5)",
+                                 minimum=0, below=1)
+    seed: int = setting(0, "seed of the initial weights, batches and dropout")
+    balance: str = setting("none", "against collapse to one class: sampler draws class-balanced batches, loss "
+                                   "weights the cross-entropy by inverse class frequency",
+                           choices=("none", "sampler", "loss"))
+    select_on_test: bool = setting(False, "LEAKS TEST DATA: keep the step with the best score on the test subject, "
+                                          "as the official code does; only to reproduce published numbers")
+    val_subjects: int = setting(0, "hold out this many TRAINING subjects per fold and keep the step scoring best "
+                                   "on them (honest model selection); 0 keeps the final step", minimum=0)
+    eval_every: int = setting(100, "steps between selection evaluations (with val_subjects or select_on_test)",
+                              minimum=1)
+    precision: str = setting("auto", "auto: bf16 autocast of the flow decoder where the device runs bf16 natively "
+                                     "(CUDA, CPUs with AVX512-BF16 or AMX), else fp32; bf16 or fp32 to force one. "
+                                     "The expression path stays float32", choices=("auto", "bf16", "fp32"))
+
+    def check(self) -> None:
+        if self.select_on_test and self.val_subjects > 0:
+            raise UserError("train.select_on_test and train.val_subjects exclude each other; choose one selection set")
+
+    @property
+    def selecting(self) -> bool:
+        return self.select_on_test or self.val_subjects > 0
+
+    @property
+    def protocol(self) -> str:  # MLflow tag
+        if self.select_on_test:
+            return "leaky-select-on-test"
+        return "select-on-validation" if self.val_subjects > 0 else "final"
+
+    @property
+    def selection(self) -> str:  # metrics.json
+        if self.select_on_test:
+            return "leaky-best-on-test"
+        return "best-on-validation" if self.val_subjects > 0 else "final"
+
+
+@dataclass(frozen=True)
+class EvaluateSettings(Settings):
+    section: ClassVar[str] = "evaluate"
+    about: ClassVar[str] = "pooling and model registration"
+    register: bool = setting(True, "register the best fold's model in the MLflow registry")
+    model_name: str = setting("mol-mer", "registered model name")
+    alias: str = setting("champion", "alias set on the new model version")
+
+
+@dataclass(frozen=True)
+class MlflowSettings(Settings):
+    section: ClassVar[str] = "mlflow"
+    about: ClassVar[str] = "tracking; the store comes from MLFLOW_TRACKING_URI (default ./mlflow.db)"
+    experiment: str = setting("mol", "MLflow experiment of the runs")
+
+
+@dataclass(frozen=True)
+class ExecutionSettings(Settings):
+    section: ClassVar[str] = "execution"
+    about: ClassVar[str] = "how stages run, never what they compute; no DVC stage reruns when they change"
+    workers: int | None = setting(None, "processes for align and labels (empty: all cores)", minimum=1)
+    device: str = setting("auto", "torch device for train: auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
+    threads: int | None = setting(None, "torch CPU threads (empty: torch's choice)", minimum=1)
+    checkpoint_every: int = setting(100, "training steps between resume checkpoints", minimum=1)
+    eval_batch_size: int = setting(16, "clips per evaluation batch", minimum=1)
+
+    def check(self) -> None:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):
+            raise UserError(f"execution.device {self.device!r} is not a device; use auto, cpu, cuda or cuda:N")
+
+
+@dataclass(frozen=True)
+class KubeflowSettings(Settings):
+    section: ClassVar[str] = "kubeflow"
+    about: ClassVar[str] = "compile-time settings of the Kubeflow pipeline (`mol pipeline`)"
+    image: str = setting("ghcr.io/your-org/mol-pipeline:0.1.0", "the image built from Dockerfile and pushed")
+    pipeline_name: str = setting("mol-pipeline", "the pipeline's name in Kubeflow")
+    parallelism: int = setting(4, "folds trained at the same time (0 = all at once)", minimum=0)
+    pvc: str = setting("mol-work", "existing ReadWriteMany PersistentVolumeClaim shared by all steps")
+    mount_path: str = setting("/mnt/mol", "where the claim is mounted; runs live in <mount_path>/runs/<run name>")
+    accelerator: str = setting("nvidia.com/gpu", "accelerator resource of the train steps")
+    gpus_per_fold: int = setting(1, "accelerators per train step", minimum=0)
+    tolerations: list = setting([], "train steps only: tolerations [{key, operator, value, effect}] to reach "
+                                    "tainted GPU nodes")
+    node_selector: dict = setting({}, "train steps only: node labels {label: value}")
+    secrets: list = setting([], "Kubernetes secrets as environment variables of every step: "
+                                "[{name, keys: [VARIABLE, ...], optional}]")
+    cpu: str = setting("4", "CPU request of every step")
+    memory: str = setting("16Gi", "memory request of every step but train")
+    train_memory: str = setting("32Gi", "memory request of the train steps")
+    retries: int = setting(2, "train steps: a lost pod is retried and resumes its fold", minimum=0)
+
+    def check(self) -> None:
+        if not self.image:
+            raise UserError("kubeflow.image is empty; set it to the image you pushed "
+                            "(docker build -t REGISTRY/mol-pipeline:TAG .)")
+
+
+SECTIONS: tuple[type[Settings], ...] = (DataSettings, SynthSettings, AlignSettings, LabelsSettings, SplitSettings,
+                                        TrainSettings, EvaluateSettings, MlflowSettings, ExecutionSettings,
+                                        KubeflowSettings)
+
+
+# ---------------------------------------------------------------------------------------------- the file
+
+@dataclass(frozen=True)
+class Params:
+    """A whole params.yaml: every section, checked."""
+    sections: dict[str, Settings]
+    path: str
+
+    def section(self, cls: type[Settings]) -> Settings:
+        return self.sections[cls.section]
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        return {name: settings.as_dict() for name, settings in self.sections.items()}
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as DVC reads it (1.2 numbers): `1e-4` is a float, where plain PyYAML (1.1) gives a string."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+"
+               r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."))
+
+
+def parse_value(text: str) -> Any:
+    """One value as params.yaml would hold it: `1e-4`, `true`, `[0, 1]`, `fast`."""
+    return yaml.load(text, Loader=_Loader)
+
+
+def load_params(path: str | Path = PARAMS_FILE, overrides: list[str] | tuple[str, ...] = ()) -> Params:
+    """Read and check a params.yaml, after `section.key=value` overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; run from the project folder or pass --params PATH")
+    try:
+        document = parse_value(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text; save it as UTF-8") from None
+    except yaml.YAMLError as e:
+        raise UserError(f"{path} is not valid YAML ({str(e).splitlines()[0]}); fix the file") from None
+    document = {} if document is None else document
+    if not isinstance(document, dict):
+        raise UserError(f"{path} must hold a mapping of sections ({', '.join(s.section for s in SECTIONS)})")
+    known = [s.section for s in SECTIONS]
+    for name in document:
+        if name not in known:
+            raise UserError(f"{path}: unknown section {name}:{_nearest(str(name), known)}; the sections are "
+                            f"{', '.join(known)}")
+    for assignment in overrides:
+        _override(document, assignment, path)
+    return Params({s.section: s.from_mapping(document.get(s.section), str(path)) for s in SECTIONS}, str(path))
+
+
+def _override(document: dict, assignment: str, path: Path) -> None:
+    key, sep, text = assignment.partition("=")
+    section, dot, name = key.strip().partition(".")
+    if not sep or not dot:
+        raise UserError(f"--param {assignment!r} must look like section.key=value, e.g. train.lr=1e-4")
+    document.setdefault(section, {})
+    if not isinstance(document[section], dict):
+        raise UserError(f"{path}: `{section}:` must be a mapping of keys to values")
+    document[section][name] = parse_value(text) if text.strip() else ""
+
+
+# ---------------------------------------------------------------------------------------------- the CLI
+
+def add_params_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--params", default=None, metavar="FILE",
+                        help="read the settings from this params.yaml first (it is checked whole); flags given "
+                             "here win (default: no file, the defaults below)")
+
+
+def params_from_args(args: argparse.Namespace) -> Params | None:
+    return load_params(args.params) if getattr(args, "params", None) else None
+
+
+def markdown_reference() -> str:
+    """Every setting as a markdown table per section (docs/configuration.md)."""
+    hints_of = {cls: typing.get_type_hints(cls) for cls in SECTIONS}
+    parts = []
+    for cls in SECTIONS:
+        rows = [f"### `{cls.section}:` {cls.about}", "", "| key | type | default | allowed | meaning |",
+                "|---|---|---|---|---|"]
+        for f in dataclasses.fields(cls):
+            meta = f.metadata
+            allowed = ", ".join(map(str, meta["choices"])) if meta["choices"] else _range_text(meta)
+            rows.append(f"| `{f.name}` | {_type_name(hints_of[cls][f.name])} | `{_shown(_default(f))}` | {allowed} "
+                        f"| {meta['help']} |")
+        parts.append("\n".join(rows))
+    return "\n\n".join(parts) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- checks
+
+def _nearest(word: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.5)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _base_type(hint: Any) -> type:
+    """int | None -> int; list[...] -> list."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    origin = typing.get_origin(hint)
+    if origin in (list, dict):
+        return origin
+    return args[0] if args and origin is not None else hint
+
+
+def _optional(hint: Any) -> bool:
+    return type(None) in typing.get_args(hint)
+
+
+def _checked_value(f: dataclasses.Field, hint: Any, value: Any, where: str) -> Any:
+    kind, meta = _base_type(hint), f.metadata
+    if value is None and _optional(hint):
+        return None
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:  # Kubeflow hands whole numbers over as floats (200.0)
+        ok = (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and value.is_integer())
+        value = int(value) if ok else value
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        value = float(value) if ok else value
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise UserError(f"{where} is {value!r}, but must be {_type_name(hint, article=True)} "
+                        f"(e.g. {f.name}: {_shown(_default(f))})")
+    if meta["choices"] is not None and value not in meta["choices"]:
+        raise UserError(f"{where} is {value!r}; choose one of {', '.join(map(str, meta['choices']))}")
+    too_low = meta["minimum"] is not None and value < meta["minimum"]
+    too_high = (meta["maximum"] is not None and value > meta["maximum"]) or (
+        meta["below"] is not None and value >= meta["below"])
+    if too_low or too_high:
+        raise UserError(f"{where} is {value!r}, outside {_range_text(meta)}")
+    return value
+
+
+def _range_text(meta: dict) -> str:
+    low = f">= {meta['minimum']:g}" if meta["minimum"] is not None else ""
+    high = f"<= {meta['maximum']:g}" if meta["maximum"] is not None else (
+        f"< {meta['below']:g}" if meta["below"] is not None else "")
+    return " and ".join(p for p in (low, high) if p) or "any"
+
+
+def _type_name(hint: Any, article: bool = False) -> str:
+    kind = _base_type(hint)
+    name = {bool: "true/false", int: "whole number", float: "number", str: "text", list: "list",
+            dict: "mapping"}[kind]
+    if article and kind in (int, float, list, dict):
+        name = f"a {name}"
+    return f"{name} or empty" if _optional(hint) else name
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == "":
+        return "empty"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _parser_for(kind: type):
+    """argparse type for a flag: numbers as numbers; text as given."""
+    def parse(text: str):
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {_type_name(kind)}") from None
+    return parse if kind in (int, float) else str
+
+
+def _metavar(f: dataclasses.Field, kind: type) -> str | None:
+    if f.metadata["choices"]:
+        return "{" + ",".join(map(str, f.metadata["choices"])) + "}"
+    return {int: "N", float: "X", str: None}[kind]
+
+
+# ---------------------------------------------------------------------------------------------- `mol params`
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", nargs="?", default=PARAMS_FILE, help="the params file to check (default params.yaml)")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the reference of every setting as markdown tables instead (docs/configuration.md)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.markdown:
+        print(markdown_reference(), end="")
+        return 0
+    params = load_params(args.file)
+    print(f"{params.path}: every key is known and every value valid ({len(params.sections)} sections)")
+    return 0

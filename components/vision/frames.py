@@ -1,0 +1,114 @@
+"""Reading frames: a clip folder's image files in frame order, or a video file, as grayscale uint8.
+
+A frame that cannot be read is a `RejectedVideo` with the reason: the stages reject that sample and go
+on (align), or turn it into one clear error (predict).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from components.data import frame_number, list_frames
+from components.data.manifest import IMAGE_SUFFIXES
+from components.errors import UserError
+
+
+class RejectedVideo(Exception):
+    """A video that cannot be used; the message is the reason written to rejects.csv."""
+
+
+def read_gray(path: Path) -> np.ndarray:
+    """A frame as uint8 grayscale; RejectedVideo for a zero-byte or undecodable file."""
+    if path.stat().st_size == 0:
+        raise RejectedVideo(f"zero-byte frame {path.name}")
+    gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if gray is None:
+        raise RejectedVideo(f"unreadable frame {path.name}")
+    return gray
+
+
+def clip_frame_paths(frames_dir: Path, onset: int | None, offset: int | None) -> tuple[list[Path], str]:
+    """The frames from onset to offset (either may be None: open end), in frame order, and a note
+    naming frame numbers missing in between (those are skipped, not fatal)."""
+    if not frames_dir.is_dir():
+        raise RejectedVideo(f"frames folder {frames_dir} does not exist")
+    paths = [p for p in list_frames(frames_dir)
+             if (onset is None or frame_number(p) >= onset) and (offset is None or frame_number(p) <= offset)]
+    if not paths:
+        raise RejectedVideo(f"no frames between onset {onset} and offset {offset} in {frames_dir}")
+    numbers = [frame_number(p) for p in paths]
+    if len(set(numbers)) != len(numbers):
+        raise RejectedVideo(f"two files carry the same frame number in {frames_dir}")
+    missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+    note = f"frames missing and skipped: {_ranges(missing)}" if missing else ""
+    return paths, note
+
+
+def _ranges(numbers: list[int]) -> str:
+    """[3, 4, 5, 9] -> '3-5, 9'."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in runs)
+
+
+def read_frames(input: Path, start: int | None, end: int | None) -> tuple[list[np.ndarray], list[int]]:
+    """The grayscale frames numbered start..end (inclusive) of a video file or a folder of frames,
+    with their frame numbers. Folders: the number in each file name; videos: 0-based position."""
+    if start is not None and end is not None and start > end:
+        raise UserError(f"--start {start} is after --end {end}; give a first frame not after the last")
+    if input.is_dir():
+        frames, numbers = _read_folder(input, start, end)
+    elif input.is_file():
+        if input.suffix.lower() in IMAGE_SUFFIXES:
+            raise UserError(f"{input} is a single image; pass a video file or a folder of frames")
+        frames, numbers = _read_video(input, start, end)
+    else:
+        raise UserError(f"{input} does not exist; pass a video file or a folder of frames")
+    if not frames:
+        raise UserError(f"{input} has no frames between {start if start is not None else 'the first'} and "
+                        f"{end if end is not None else 'the last'}; check --start/--end")
+    return frames, numbers
+
+
+def _in_range(number: int, start: int | None, end: int | None) -> bool:
+    return (start is None or number >= start) and (end is None or number <= end)
+
+
+def _read_folder(folder: Path, start: int | None, end: int | None) -> tuple[list[np.ndarray], list[int]]:
+    paths = list_frames(folder)
+    if not paths:
+        raise UserError(f"{folder} holds no image files with a frame number in their names; pass a folder "
+                        "of frames (e.g. img001.jpg, img002.jpg, ...) or a video file")
+    paths = [p for p in paths if _in_range(frame_number(p), start, end)]
+    try:
+        return [read_gray(p) for p in paths], [frame_number(p) for p in paths]
+    except RejectedVideo as e:
+        raise UserError(f"{folder}: {e}; remove or replace that file") from None
+
+
+def _read_video(path: Path, start: int | None, end: int | None) -> tuple[list[np.ndarray], list[int]]:
+    capture = cv2.VideoCapture(str(path))
+    frames, numbers = [], []
+    try:
+        if not capture.isOpened():
+            raise UserError(f"{path} is not a video OpenCV can read; pass an mp4/avi file or a folder of frames")
+        position = 0
+        while end is None or position <= end:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if _in_range(position, start, end):
+                frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame)
+                numbers.append(position)
+            position += 1
+    finally:
+        capture.release()
+    if position == 0:
+        raise UserError(f"{path} holds no readable video frames; pass an mp4/avi file or a folder of frames")
+    return frames, numbers
