@@ -33,11 +33,14 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from components.training.devices import native_bf16
 from components.errors import UserError
+from components.training.data import ClipSet
+from components.training.devices import native_bf16
+from components.training.trainer import to_device
 from mol_model import MOL, MOLOutput
 from mol_model.losses import mol_loss
 from mol_model.memory import keep_freed_memory
@@ -69,6 +72,7 @@ class Row:
     memory_mib: float
     gflop_per_clip: float
     roof_gflops: float  # matrix-product GFLOP/s measured around this row (best of before/after)
+    batch_seconds: float | None  # training rows: making the batch (gather, move, crop, convert)
 
     @property
     def clips_per_s(self) -> float:
@@ -103,6 +107,26 @@ def random_batch(batch: int, device: torch.device, num_classes: int = 5) -> dict
         "flow": torch.randn(batch, 7, 2, 128, 128, generator=g).to(device),
         "landmarks": (torch.rand(batch, 8, 68, 2, generator=g) * 128).to(device),
     }
+
+
+def batch_seconds(batch: int, device: torch.device, repeats: int = 5) -> float:
+    """Seconds to make one training batch as `mol train` does, best of `repeats`: gather `batch` clips
+    (uint8 frames, float16 flow at 144x144) with fresh crop offsets, move them, crop and convert there."""
+    clips_per_sample, samples = 4, max(2, batch // 2)
+    g = np.random.default_rng(0)
+    clips = ClipSet([f"s/{i}" for i in range(samples)], np.zeros(samples, np.int64), ["s"] * samples,
+                    [g.integers(0, 256, (clips_per_sample, 8, 144, 144), dtype=np.uint8) for _ in range(samples)],
+                    [g.normal(size=(clips_per_sample, 7, 2, 144, 144)).astype(np.float16) for _ in range(samples)],
+                    [g.uniform(20, 120, (clips_per_sample, 8, 68, 2)).astype(np.float32) for _ in range(samples)])
+    best = float("inf")
+    for step in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        index = g.choice(len(clips), batch)
+        to_device(clips.batch(index, clips.training_offsets(index, 0, step, 0)), device)
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def synchronize(device: torch.device) -> None:
@@ -223,7 +247,8 @@ def measure_row(spec: RowSpec) -> Row:
         fn()
     precision = "fp32" if amp is None else f"{str(amp).removeprefix('torch.')} autocast"
     flops = counter.get_total_flops() / spec.batch / 1e9
-    return Row(spec, precision, best, (peak - start_memory) / 2**20, flops, roof)
+    making = batch_seconds(spec.batch, device) if spec.mode == "train" and spec.model == OURS else None
+    return Row(spec, precision, best, (peak - start_memory) / 2**20, flops, roof, making)
 
 
 def in_fresh_process(spec: RowSpec) -> Row:
@@ -285,15 +310,20 @@ def format_table(rows: list[Row], load: tuple[float, float]) -> str:
         key = (r.spec.device, r.precision)
         roofs[key] = max(roofs.get(key, 0.0), r.roof_gflops)
     header = ("model", "device", "precision", "mode", "batch", "s/step", "clips/s", "peak MiB", "GFLOP/clip",
-              "GFLOP/s", "roof share")
+              "GFLOP/s", "roof share", "batch ms", "batch share")
     lines = [(r.spec.model, r.spec.device, r.precision, r.spec.mode, str(r.spec.batch), f"{r.seconds:.3f}",
               f"{r.clips_per_s:.2f}", f"{r.memory_mib:.0f}", f"{r.gflop_per_clip:.1f}", f"{r.gflops:.0f}",
-              f"{r.gflops / roofs[r.spec.device, r.precision]:.2f}") for r in rows]
+              f"{r.gflops / roofs[r.spec.device, r.precision]:.2f}",
+              "-" if r.batch_seconds is None else f"{1000 * r.batch_seconds:.1f}",
+              "-" if r.batch_seconds is None else f"{r.batch_seconds / (r.batch_seconds + r.seconds):.3f}")
+             for r in rows]
     widths = [max([len(h)] + [len(line[i]) for line in lines]) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:{'<' if i < 4 else '>'}{w}}}" for i, w in enumerate(widths))
     table = [fmt.format(*header), fmt.format(*("-" * w for w in widths))] + [fmt.format(*line) for line in lines]
     for (device, precision), roof in roofs.items():
         table.append(f"roof ({device} {precision}): {ROOF_SIZE}^2 matrix product, best of the run: {roof:.0f} GFLOP/s")
+    table.append("batch ms: making a training batch as `mol train` does (gather clips stored at 144x144, move, "
+                 "cut a fresh 128x128 crop, convert); batch share: of that plus the step")
     table.append(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; "
                  f"1-min load average {load[0]:.1f} before, {load[1]:.1f} after")
     return "\n".join(table)

@@ -32,20 +32,26 @@ import cv2
 import numpy as np
 
 from components.align import align
+from components.config import DIFFICULTY_PX, AlignSettings, DataSettings, LabelsSettings, SynthSettings
 from components.data import frame_number, list_frames, read_manifest, resolve_frames_dir
 from components.errors import UserError
-from components.vision.face import (ALIGN_SIZE, alignment_matrix, detect_faces, detect_landmarks, landmarks_in_box,
-                            predictor_path, transform_points)
-from components.vision.flow import FLOW_METHODS
 from components.ingest import ingest
-from components.config import (DIFFICULTY_PX, AlignSettings, DataSettings, LabelsSettings,
-                               SynthSettings)
-from components.vision.clips import CROP_SIZE, EVAL_OFFSET, clip_indices
-from components.vision.frames import read_gray
-from components.labels import labels
 from components.io import default_workers, sample_file_stem
+from components.labels import labels
 from components.synth import synth
 from components.synthetic.truth import inverse_affine, load_ground_truth, true_aligned_flow
+from components.vision.clips import CROP_SIZE, EVAL_OFFSET, clip_indices, eval_crops, random_offsets, sample_key
+from components.vision.face import (
+    ALIGN_SIZE,
+    alignment_matrix,
+    detect_faces,
+    detect_landmarks,
+    landmarks_in_box,
+    predictor_path,
+    transform_points,
+)
+from components.vision.flow import FLOW_METHODS
+from components.vision.frames import read_gray
 from mol_model.metrics import landmark_nme
 
 SYNTH_FRAMES = (16, 24)  # frames per synthetic video: 2-3 clips each, so the runs stay short
@@ -55,7 +61,7 @@ FLOW_TOLERANCE = 0.05  # px, mean |flow difference| allowed between those labels
 INTERIOR_MARGIN = 16  # px from the crop border: inside it, crop-vs-full-frame flow differences are tiny
 SPEED_TARGET = 10.0  # per-video speed-up asked of our preprocessing over the official recipe
 # what `python dataset.py` (the official preprocessing script) does before its first video
-OFFICIAL_TRAIN_CROPS = LabelsSettings().train_crops  # the official recipe's random crops per clip
+OFFICIAL_TRAIN_CROPS = 5  # the official recipe's random crops per clip (params-paper.yaml train.crops)
 OFFICIAL_STARTUP = ("import cv2, dlib, numpy, torch, torch.nn, torch.utils.data; "
                     "dlib.get_frontal_face_detector(); dlib.shape_predictor({path!r})")
 
@@ -158,7 +164,7 @@ def speed_table(manifest: Path, work: Path, videos: int, workers: int | None) ->
                  ).to_csv(subset, index=False)
 
     _, align_cost = timed(align, subset, work / "aligned", workers=workers, force=True)
-    ours = {method: timed(labels, subset, work / "aligned", work / f"clips_{method}", flow=method,
+    ours = {method: timed(labels, subset, work / "aligned", work / f"clips_{method}", LabelsSettings(flow=method),
                           workers=workers, force=True) for method in FLOW_METHODS}
     n, frames = ours["tvl1"][0]["labelled"], ours["tvl1"][0]["frames"]
     if n == 0:
@@ -254,12 +260,12 @@ def official_way(manifest: Path, work: Path) -> dict:
         ours = {}
         for method in TVL1_METHODS:
             with np.load(work / f"clips_{method}" / f"{stem}.npz") as clips_file:
-                ours[method] = {k: clips_file[k] for k in ("clip_index", "crop_offsets", "flow", "eval_flow")}
+                ours[method] = clips_file["flow"]  # [C, 7, 2, 144, 144]
         paths = [p for p in list_frames(resolve_frames_dir(manifest, row.frames_dir)) if frame_number(p) in numbers]
         clips = clip_indices(len(frames))
         clip_paths = [paths[i] for i in np.sort(clips.ravel())]  # the frames its clips use
-        train = ours["tvl1"]
-        passes = [list(zip(train["clip_index"], train["crop_offsets"])),  # training pass: 5 random crops per clip
+        passes = [[(c, tuple(offset)) for c in range(len(clips))  # training pass: 5 random crops per clip
+                   for offset in random_offsets([0, sample_key(row.sample_id), c], OFFICIAL_TRAIN_CROPS)],
                   [(c, EVAL_OFFSET) for c in range(len(clips))]]  # test pass: the fixed crop of every clip
         official = []
         for views in passes:
@@ -270,7 +276,8 @@ def official_way(manifest: Path, work: Path) -> dict:
             official += flows
         pairs += len(clips) * (clips.shape[1] - 1)
 
-        mine = {m: [f.astype(np.float32) for f in (*v["flow"], *v["eval_flow"])] for m, v in ours.items()}
+        mine = {m: [flow[c][..., y:y + CROP_SIZE, x:x + CROP_SIZE].astype(np.float32)
+                    for views in passes for c, (x, y) in views] for m, flow in ours.items()}
         compared = [(m, mine[m], official) for m in TVL1_METHODS] + [(DIS_VS_TVL1, mine["tvl1-dis"], mine["tvl1"])]
         for name, flows, reference in compared:  # the same crops in the same order
             differences[name] += [np.linalg.norm(a - b, axis=1) for a, b in zip(flows, reference)]  # [7, 128, 128]
@@ -313,7 +320,7 @@ def label_quality(root: Path, difficulty: str, videos: int, workers: int | None)
     manifest = synthetic_manifest(root, videos, difficulty)
     align(manifest, root / "aligned", AlignSettings(), workers=workers)
     for method in FLOW_METHODS:
-        labels(manifest, root / "aligned", root / f"clips_{method}", LabelsSettings(flow=method, train_crops=1),
+        labels(manifest, root / "aligned", root / f"clips_{method}", LabelsSettings(flow=method),
                workers=workers)
     totals: dict[str, list[float]] = {}
 
@@ -340,7 +347,7 @@ def label_quality(root: Path, difficulty: str, videos: int, workers: int | None)
         flows = {}
         for method in FLOW_METHODS:
             with np.load(root / f"clips_{method}" / f"{stem}.npz") as clips:
-                flows[method] = clips["eval_flow"].astype(np.float32)  # [C, 7, 2, 128, 128]
+                flows[method] = eval_crops(clips["frames"], clips["flow"], clips["landmarks"])[1].astype(np.float32)
         raw_landmarks = transform_points(landmarks.astype(np.float64), inverse_affine(matrix))
         for c, clip in enumerate(clip_indices(len(landmarks))):
             for k, (a, b) in enumerate(zip(clip[:-1], clip[1:])):

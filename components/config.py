@@ -112,7 +112,7 @@ class Settings:
                 group.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=text)
             elif kind in (int, float, str):
                 group.add_argument(flag, type=_parser_for(kind), default=argparse.SUPPRESS, help=text,
-                                   metavar=_metavar(f, kind))
+                                   choices=meta["choices"], metavar=_metavar(f, kind))
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, params: "Params | None" = None) -> "Settings":
@@ -170,12 +170,10 @@ class AlignSettings(Settings):
 @dataclass(frozen=True)
 class LabelsSettings(Settings):
     section: ClassVar[str] = "labels"
-    about: ClassVar[str] = "clips, crops, flow and landmark labels"
+    about: ClassVar[str] = "8-frame clips with their flow and landmark labels, stored once at 144x144"
     flow: str = setting("tvl1", "flow-label backend: tvl1 (official); tvl1-dis (2.3x faster, within 0.011 px of "
                                 "tvl1); farneback or dis (much faster, different labels)",
                         choices=FLOW_METHODS)
-    train_crops: int = setting(5, "random 128x128 crops per training clip (official: 5)", minimum=1)
-    seed: int = setting(0, "seed of the random crops")
 
 
 @dataclass(frozen=True)
@@ -206,7 +204,9 @@ class TrainSettings(Settings):
                                          "scaled per clip; parameter-free)", choices=MER_INPUTS)
     mer_dropout: float = setting(0.5, "dropout of the expression head, training only (official 0.5)",
                                  minimum=0, below=1)
-    seed: int = setting(0, "seed of the initial weights, batches and dropout")
+    seed: int = setting(0, "seed of the initial weights, batches, crops and dropout")
+    crops: int = setting(0, "training crops per clip: 0 = a fresh random 128x128 crop every time a clip is used; "
+                            "N = N fixed random crops per clip drawn from the seed (official: 5)", minimum=0)
     balance: str = setting("none", "against collapse to one class: sampler draws class-balanced batches, loss "
                                    "weights the cross-entropy by inverse class frequency",
                            choices=("none", "sampler", "loss"))
@@ -266,6 +266,8 @@ class ExecutionSettings(Settings):
     threads: int | None = setting(None, "torch CPU threads (empty: torch's choice)", minimum=1)
     checkpoint_every: int = setting(100, "training steps between resume checkpoints", minimum=1)
     eval_batch_size: int = setting(16, "clips per evaluation batch", minimum=1)
+    keep_resume: bool = setting(False, "keep a finished fold's resume state (weights and optimizer moments, "
+                                       "3x the model's size); by default it is deleted once the model file is written")
 
     def check(self) -> None:
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device):

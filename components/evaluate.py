@@ -29,7 +29,6 @@ from components.reports.samples import sample_figures
 from components.tracking import runs as tracking
 from components.training.scoring import LEVELS, METRICS, collapse_message, collapse_remedies, level_summary, summary_of
 
-
 # ---------------------------------------------------------------------------------------------- reading runs
 
 def read_fold_results(runs: str | Path) -> tuple[list[dict], list[dict]]:

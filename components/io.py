@@ -138,13 +138,14 @@ def write_report(out: Path, summary: dict) -> None:
     write_json(out / "summary.json", summary)
 
 
-def finished_with(path: Path, settings: dict) -> bool:
-    """True if the .npz at `path` is complete and was made with these settings, so a rerun can skip it;
-    a missing, damaged or differently made file is redone."""
+def finished_with(path: Path, settings: dict, arrays: tuple[str, ...] = ()) -> bool:
+    """True if the .npz at `path` is complete, holds `arrays` and was made with these settings, so a rerun
+    can skip it; a missing, damaged, differently made or differently laid out file is redone."""
     if not path.is_file():
         return False
     try:
         with np.load(path) as stored:
-            return all(stored[key].item() == value for key, value in settings.items())
+            return (all(stored[key].item() == value for key, value in settings.items())
+                    and set(arrays) <= set(stored.files))
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return False

@@ -1,17 +1,15 @@
-"""`mol labels`: cut 8-frame clips from the aligned videos, crop them to 128x128, and attach the
-optical-flow and landmark labels.
+"""`mol labels`: cut 8-frame clips from the aligned videos and attach their optical-flow and landmark labels,
+stored once at the aligned 144x144 size.
 
-Clips and crops as components/vision/clips.py defines them (stride N // 8 as the official). Flow is computed once per frame pair on the aligned 144x144 frames and then cropped (the official
-recipe recomputes TV-L1 on every 128x128 crop, six times per pair); landmark labels are the aligned
-landmarks minus the crop offset.
+Clips as components/vision/clips.py defines them (stride N // 8 as the official). Flow is computed once per
+frame pair on the aligned frames; crops are cut when a clip is used (a fresh random crop per training use,
+the fixed centre crop for evaluation), so no crop is stored. The official recipe recomputes TV-L1 on every
+128x128 crop, six times per pair, and stores each.
 
-Output per sample, `OUT/<sample_id with / as __>.npz`:
-  training view (S = clips x train_crops random crops, seeded per sample):
-    video uint8 [S, 8, 128, 128], flow float16 [S, 7, 2, 128, 128] (pixels, channel 0 = x),
-    landmarks float32 [S, 8, 68, 2], clip_index int64 [S], crop_offsets int64 [S, 2] (x, y)
-  evaluation view (one fixed centre crop at offset (8, 8) per clip):
-    eval_video uint8 [C, 8, 128, 128], eval_flow float16 [C, 7, 2, 128, 128], eval_landmarks float32 [C, 8, 68, 2]
-  label int, subject str, sample_id str, flow_method str, train_crops int, seed int.
+Output per sample, `OUT/<sample_id with / as __>.npz`, C = N // 8 clips:
+  frames uint8 [C, 8, 144, 144], flow float16 [C, 7, 2, 144, 144] (each consecutive pair of a clip, pixels,
+  channel 0 = x), landmarks float32 [C, 8, 68, 2] (aligned coordinates), label int, subject str,
+  sample_id str, flow_method str, stride int.
 Plus `OUT/rejects.csv` and `OUT/summary.json`.
 """
 from __future__ import annotations
@@ -28,7 +26,7 @@ from components.config import ExecutionSettings, LabelsSettings, add_params_argu
 from components.data import read_manifest
 from components.errors import UserError
 from components.io import finished_with, map_videos, run_report, sample_file_stem, write_npz, write_report
-from components.vision.clips import clip_indices, crop_clips, eval_offsets, random_offsets
+from components.vision.clips import CLIP_ARRAYS, clip_indices
 from components.vision.flow import compute_flow
 from mol_model.clips import CLIP_LENGTH
 
@@ -41,8 +39,6 @@ class LabelJob:
     aligned_path: Path
     out_path: Path
     flow_method: str
-    train_crops: int
-    seed: int
     compress: bool
 
 
@@ -74,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
 def labels(manifest: str | Path, aligned: str | Path, out: str | Path, settings: LabelsSettings = LabelsSettings(),
            workers: int | None = None, force: bool = False, compress: bool = False) -> dict:
     """Write the clip, flow and landmark labels of every aligned sample; returns (and writes) the summary."""
-    flow, train_crops, seed = settings.flow, settings.train_crops, settings.seed
+    flow = settings.flow
     aligned, out = Path(aligned), Path(out)
     if not aligned.is_dir():
         raise UserError(f"aligned folder {aligned} does not exist; run `mol align --out {aligned}` first")
@@ -82,10 +78,10 @@ def labels(manifest: str | Path, aligned: str | Path, out: str | Path, settings:
     jobs = [LabelJob(sample_id=row.sample_id, subject=row.subject, label=int(row.label),
                      aligned_path=aligned / f"{sample_file_stem(row.sample_id)}.npz",
                      out_path=out / f"{sample_file_stem(row.sample_id)}.npz",
-                     flow_method=flow, train_crops=train_crops, seed=seed, compress=compress)
+                     flow_method=flow, compress=compress)
             for row in table.itertuples()]
-    todo = [job for job in jobs if force or not finished_with(
-        job.out_path, {"flow_method": job.flow_method, "train_crops": job.train_crops, "seed": job.seed})]
+    todo = [job for job in jobs if force or not finished_with(job.out_path, {"flow_method": job.flow_method},
+                                                              CLIP_ARRAYS)]
     start = time.perf_counter()
     results = list(map_videos(label_video, todo, workers, desc=f"labels ({flow})"))
     seconds = time.perf_counter() - start
@@ -95,8 +91,6 @@ def labels(manifest: str | Path, aligned: str | Path, out: str | Path, settings:
     summary = {
         "stage": "labels",
         "flow_method": flow,
-        "train_crops": train_crops,
-        "seed": seed,
         "videos": len(jobs),
         "labelled": report.pop("done"),
         "skipped_existing": len(jobs) - len(todo),
@@ -110,7 +104,7 @@ def labels(manifest: str | Path, aligned: str | Path, out: str | Path, settings:
 
 
 def label_video(job: LabelJob) -> dict:
-    """Clips, crops and labels of one sample, written to its .npz; bad data gives a reject reason."""
+    """Clips and labels of one sample, written to its .npz; bad data gives a reject reason."""
     result = {"sample_id": job.sample_id, "reason": "", "frames": 0, "clips": 0, "pairs": 0, "flow_seconds": 0.0}
     if not job.aligned_path.is_file():
         result["reason"] = f"no aligned file {job.aligned_path.name} (rejected by `mol align`, or align has not run)"
@@ -127,25 +121,12 @@ def label_video(job: LabelJob) -> dict:
 
     clips = clip_indices(len(frames))  # [C, 8]
     start = time.perf_counter()
-    pairs = {(a, b) for clip in clips for a, b in zip(clip[:-1], clip[1:])}  # each pair's flow computed once
-    pair_flow = {(a, b): compute_flow(frames[a], frames[b], job.flow_method) for a, b in sorted(pairs)}
+    flow = np.stack([[compute_flow(frames[a], frames[b], job.flow_method) for a, b in zip(clip[:-1], clip[1:])]
+                     for clip in clips]).astype(np.float16)  # [C, 7, 2, 144, 144]: clips share no pair
     flow_seconds = time.perf_counter() - start
-    clip_flows = np.stack([[pair_flow[(a, b)] for a, b in zip(clip[:-1], clip[1:])]
-                           for clip in clips]).astype(np.float16)  # [C, 7, 2, 144, 144]
-    clip_frames, clip_landmarks = frames[clips], landmarks[clips]  # [C, 8, 144, 144], [C, 8, 68, 2]
-
-    n_clips = len(clips)
-    clip_index = np.repeat(np.arange(n_clips), job.train_crops)  # [S]
-    offsets = random_offsets(job.sample_id, job.seed, len(clip_index))  # [S, 2]
-    video, flow, points = crop_clips(clip_frames, clip_flows, clip_landmarks, clip_index, offsets)
-    eval_video, eval_flow, eval_points = crop_clips(clip_frames, clip_flows, clip_landmarks,
-                                                    np.arange(n_clips), eval_offsets(n_clips))
-    write_npz(job.out_path, compressed=job.compress,
-              video=video, flow=flow, landmarks=points,
-              clip_index=clip_index, crop_offsets=offsets,
-              eval_video=eval_video, eval_flow=eval_flow, eval_landmarks=eval_points,
+    write_npz(job.out_path, compressed=job.compress, frames=frames[clips], flow=flow, landmarks=landmarks[clips],
               label=np.array(job.label), subject=np.array(job.subject), sample_id=np.array(job.sample_id),
-              flow_method=np.array(job.flow_method), train_crops=np.array(job.train_crops),
-              seed=np.array(job.seed))
-    result.update(frames=len(frames), clips=n_clips, pairs=len(pairs), flow_seconds=flow_seconds)
+              flow_method=np.array(job.flow_method), stride=np.array(len(clips)))
+    result.update(frames=len(frames), clips=len(clips), pairs=len(clips) * (CLIP_LENGTH - 1),
+                  flow_seconds=flow_seconds)
     return result

@@ -29,10 +29,15 @@ from tqdm import tqdm
 from components.errors import UserError
 from components.io import write_json, write_npz
 from components.reports.prediction import write_pictures
-from components.tracking.runs import DEFAULT_DB
 from components.tracking.pyfunc import fetch_model_file
-from components.training.checkpoint import (OFFICIAL_CLASS_NAMES, class_names, generic_class_names, load_model,
-                                            load_official_checkpoint)
+from components.tracking.runs import DEFAULT_DB
+from components.training.checkpoint import (
+    OFFICIAL_CLASS_NAMES,
+    class_names,
+    generic_class_names,
+    load_model,
+    load_official_checkpoint,
+)
 from components.training.devices import bf16_autocast, native_bf16, pick_device, precision_label
 from components.training.scoring import probabilities
 from components.vision.clips import clip_indices, crop_clips, eval_offsets
@@ -119,7 +124,7 @@ def predict(input: str | Path, model: str | None = None, out: str | Path | None 
     aligned = align_input(frames, input)  # frames [N, 144, 144], landmarks [N, 68, 2]
     clips = clip_indices(len(frames))  # [S, 8] frame indices
     offsets = eval_offsets(len(clips))  # [S, 2]
-    video, _, reference = crop_clips(aligned.frames[clips], None, aligned.landmarks[clips], np.arange(len(clips)),
+    video, _, reference = crop_clips(aligned.frames[clips], None, aligned.landmarks[clips],
                                      offsets)  # [S,8,128,128], [S,8,68,2]
     to_crop = aligned.transforms[clips]  # [S, 8, 2, 3]: source pixels -> pixels of the 128 crop
     to_crop[..., 2] -= offsets[:, None, :]

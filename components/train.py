@@ -31,21 +31,27 @@ import numpy as np
 import pandas as pd
 import torch
 
-from components.config import (ExecutionSettings, MlflowSettings, TrainSettings, add_params_argument,
-                               params_from_args)
+from components.config import ExecutionSettings, MlflowSettings, TrainSettings, add_params_argument, params_from_args
 from components.data.folds import fold_dir, read_folds
 from components.errors import UserError
 from components.io import write_csv, write_json, write_npz, write_text
 from components.reports.plots import confusion_matrix_figure, training_curves_figure
 from components.tracking import runs as tracking
 from components.training.checkpoint import NORMALIZATION, save_model
-from components.training.resume import FoldState, check_same_settings, load_resume
-from components.training.data import (BatchSampler, ClipSet, check_clips_dir, class_weights, hold_out_validation,
-                                      load_clips, sample_clips)
+from components.training.data import (
+    BatchSampler,
+    ClipSet,
+    check_clips_dir,
+    class_weights,
+    cropped,
+    hold_out_validation,
+    load_clips,
+    sample_clips,
+)
 from components.training.devices import pick_device, precision_label
 from components.training.loop import train_steps
-from components.training.scoring import (collapse_message, collapse_remedies, probabilities, score,
-                                         video_logits)
+from components.training.resume import FoldState, check_same_settings, load_resume
+from components.training.scoring import collapse_message, collapse_remedies, probabilities, score, video_logits
 from components.training.trainer import LOSS_TERMS, Trainer
 from mol_model.memory import keep_freed_memory
 
@@ -126,8 +132,8 @@ def train_fold(clips_dir: str | Path, spec: dict, folds_doc: dict, out: str | Pa
     num_classes = int(folds_doc["num_classes"])
     info = {"fold": k, "test_subject": spec["test_subject"],
             **({"test_subjects": spec["test_subjects"]} if "test_subjects" in spec else {})}
-    train_set = load_clips(clips_dir, spec["train"], "train", num_classes, desc=f"fold {k} train clips")
-    test_set = load_clips(clips_dir, spec["test"], "eval", num_classes, desc=f"fold {k} test clips")
+    train_set = load_clips(clips_dir, spec["train"], num_classes, desc=f"fold {k} train clips")
+    test_set = load_clips(clips_dir, spec["test"], num_classes, desc=f"fold {k} test clips")
     for kind, clip_set in (("training", train_set), ("test", test_set)):
         if clip_set.missing:
             print(f"train: warning: {len(clip_set.missing)} {kind} samples have no clip file (rejected earlier?) "
@@ -177,7 +183,8 @@ def train_fold(clips_dir: str | Path, spec: dict, folds_doc: dict, out: str | Pa
         run.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
         raise
     run.finish()
-    shutil.rmtree(resume_path.parent, ignore_errors=True)  # finished: the resume state is no longer needed
+    if not execution.keep_resume:  # finished: the model file holds what is needed, at a third of the size
+        shutil.rmtree(resume_path.parent, ignore_errors=True)
     return metrics
 
 
@@ -237,7 +244,8 @@ def finish_fold(trainer: Trainer, test_set: ClipSet, folds_doc: dict, info: dict
                     | {f"test/{t}": v for t, v in evaluation["losses"].items()}, step=config.steps)
     run.set_tags({"selection": config.selection, "selected_step": selected_step, "collapsed": metrics["collapsed"],
                   "device": metrics["device"], "precision": metrics["precision"]})
-    for name in ("metrics.json", "train_log.csv", "training_curves.png", "confusion_matrix.png", "model.safetensors"):
+    # The weights stay in OUT; MLflow gets them once, as the registered champion's model (`mol evaluate`).
+    for name in ("metrics.json", "train_log.csv", "training_curves.png", "confusion_matrix.png"):
         run.log_artifact(where / name)
     print(f"train: fold {info['fold']} ({info['test_subject']}): video UF1 {scores['video']['uf1']:.3f} "
           f"UAR {scores['video']['uar']:.3f}, clip UF1 {scores['clip']['uf1']:.3f}; flow EPE "
@@ -249,7 +257,7 @@ def write_samples(path: Path, clips: ClipSet, picks: np.ndarray, evaluation: dic
     """The picked clips with their labels and the evaluation's predictions, small enough to keep per fold:
     frames uint8 [K,T,H,W], flows float16 [K,T-1,2,H,W], landmarks float32 ([K,T,68,2] label,
     [K,T-1,68,2] prediction for frames 1..T-1), sample_ids str [K]."""
-    batch = clips.batch(picks)
+    batch = cropped(clips.batch(picks))
     write_npz(path, compressed=True, frames=batch["video"], label_flow=batch["flow"].astype(np.float16),
               pred_flow=evaluation["kept_flow"].astype(np.float16),
               label_landmarks=batch["landmarks"].astype(np.float32),
@@ -281,7 +289,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         "with the local store, the server's choice otherwise)")
     add_params_argument(parser)
     TrainSettings.add_arguments(parser)
-    ExecutionSettings.add_arguments(parser, only=("device", "threads", "checkpoint_every", "eval_batch_size"))
+    ExecutionSettings.add_arguments(parser, only=("device", "threads", "checkpoint_every", "eval_batch_size",
+                                                  "keep_resume"))
     MlflowSettings.add_arguments(parser)
 
 

@@ -13,6 +13,7 @@ from components.align import align
 from components.config import AlignSettings
 from components.vision.face import alignment_matrix, fill_missing, transform_points
 from mol_model.metrics import eye_centres
+
 from face_video import SHIFT, manifest_row, write_manifest, write_video
 
 N_FRAMES = 12

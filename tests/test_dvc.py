@@ -20,8 +20,17 @@ import pytest
 import yaml
 
 from components import cli
-from components.config import (AlignSettings, DataSettings, EvaluateSettings, LabelsSettings, MlflowSettings,
-                               SplitSettings, SynthSettings, TrainSettings, load_params)
+from components.config import (
+    AlignSettings,
+    DataSettings,
+    EvaluateSettings,
+    LabelsSettings,
+    MlflowSettings,
+    SplitSettings,
+    SynthSettings,
+    TrainSettings,
+    load_params,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = Path(sys.executable).parent / "dvc"
@@ -215,7 +224,7 @@ def test_pull_without_the_remote_data_fails_clearly(tmp_path, s3_server):
 
 
 TINY = {"synth": {"subjects": 3, "videos_per_subject": 2, "frames_min": 16, "frames_max": 16},
-        "labels": {"flow": "farneback", "train_crops": 1},
+        "labels": {"flow": "farneback"},
         "split": {"mode": "loso"},
         "train": {"steps": 1, "batch_size": 2, "lr": 0.001}}
 

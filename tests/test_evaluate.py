@@ -13,6 +13,8 @@ from components.errors import UserError
 from components.evaluate import evaluate
 from components.io import write_json, write_npz
 from components.training.scoring import collapse_message, video_logits
+from components.vision.clips import eval_crops
+
 from mlflow_store import fresh_store
 
 CLASSES = ["neg", "pos"]
@@ -172,7 +174,7 @@ def synthetic_clips(tmp_path_factory):
     synth(root / "synthetic", SynthSettings(subjects=1, videos_per_subject=2, seed=4, frames_min=16, frames_max=16))
     ingest(DataSettings(dataset="casme2", root=str(root / "synthetic" / FRAMES_FOLDER), annotations=str(root / "synthetic" / SHEET_FILE), classes=5), str(root / "manifest.csv"))
     align(root / "manifest.csv", root / "aligned", workers=1)
-    labels(root / "manifest.csv", root / "aligned", root / "clips", LabelsSettings(flow="tvl1", train_crops=1), workers=1)
+    labels(root / "manifest.csv", root / "aligned", root / "clips", LabelsSettings(flow="tvl1"), workers=1)
     return root
 
 
@@ -188,7 +190,8 @@ def test_true_clip_agrees_with_the_labels(synthetic_clips):
         true_flow, true_landmarks = true_eval_clip(synthetic_clips / "synthetic", aligned_file, sample_id)
         assert true_flow.shape == (7, 2, 128, 128) and true_landmarks.shape == (8, 68, 2)
         with np.load(synthetic_clips / f"clips/{stem}.npz") as clips:
-            label_flow, label_landmarks = clips["eval_flow"][0].astype(np.float32), clips["eval_landmarks"][0]
+            _, flow, landmarks = eval_crops(clips["frames"], clips["flow"], clips["landmarks"])
+        label_flow, label_landmarks = flow[0].astype(np.float32), landmarks[0]
         assert np.linalg.norm(true_landmarks - label_landmarks, axis=-1).mean() < 3.0  # px: tracked vs true
         (x0, y0), (x1, y1) = true_landmarks.min(axis=(0, 1)).astype(int), true_landmarks.max(axis=(0, 1)).astype(int)
         face = (slice(None), slice(None), slice(y0, y1), slice(x0, x1))  # the landmarks' box over the clip
@@ -203,10 +206,11 @@ def test_sample_pictures_show_the_truth_on_the_synthetic_set(runs, synthetic_cli
     from components.synthetic.render import FRAMES_FOLDER
 
     sample_ids = pd.read_csv(synthetic_clips / "manifest.csv")["sample_id"].tolist()
-    clips = [np.load(synthetic_clips / f"clips/{sample_file_stem(s)}.npz") for s in sample_ids]
-    label_flow = np.stack([c["eval_flow"][0] for c in clips])  # [2, 7, 2, 128, 128]
-    label_landmarks = np.stack([c["eval_landmarks"][0] for c in clips])  # [2, 8, 68, 2]
-    write_npz(runs / "fold_00/samples.npz", frames=np.stack([c["eval_video"][0] for c in clips]),
+    files = [np.load(synthetic_clips / f"clips/{sample_file_stem(s)}.npz") for s in sample_ids]
+    clips = [eval_crops(f["frames"][:1], f["flow"][:1], f["landmarks"][:1]) for f in files]  # first clip, cropped
+    label_flow = np.concatenate([flow for _, flow, _ in clips])  # [2, 7, 2, 128, 128]
+    label_landmarks = np.concatenate([landmarks for _, _, landmarks in clips])  # [2, 8, 68, 2]
+    write_npz(runs / "fold_00/samples.npz", frames=np.concatenate([video for video, _, _ in clips]),
               label_flow=label_flow, pred_flow=(label_flow * 0.5).astype(np.float16), label_landmarks=label_landmarks,
               pred_landmarks=label_landmarks[:, 1:] + 1.0, sample_ids=np.array(sample_ids))
 

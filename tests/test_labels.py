@@ -8,12 +8,14 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from components.align import align
-from components.vision.flow import compute_flow
 from components.config import LabelsSettings
 from components.labels import labels
-from components.vision.clips import clip_indices, crop_clips, random_offsets
+from components.vision.clips import clip_indices, crop_clips, eval_offsets, random_offsets
+from components.vision.flow import compute_flow
+
 from face_video import SHIFT, astronaut_face, manifest_row, shifted, write_manifest, write_video
 
 
@@ -32,13 +34,6 @@ def mean_flow(flow: np.ndarray) -> np.ndarray:
     return flow[..., 32:96, 32:96].astype(np.float32).mean(axis=(-1, -2)).reshape(-1, 2).mean(0)
 
 
-def overlap(a: np.ndarray, a_offset, b: np.ndarray, b_offset) -> tuple[np.ndarray, np.ndarray]:
-    """The parts of two 128x128 crops (offsets (x, y)) of one 144x144 field that show the same pixels."""
-    (ax, ay), (bx, by) = a_offset, b_offset
-    x0, y0, x1, y1 = max(ax, bx), max(ay, by), min(ax, bx) + 128, min(ay, by) + 128
-    return a[..., y0 - ay:y1 - ay, x0 - ax:x1 - ax], b[..., y0 - by:y1 - by, x0 - bx:x1 - bx]
-
-
 def test_clip_sampling_follows_the_stride():
     clips = clip_indices(20)  # stride 2 -> 2 clips
     assert clips.tolist() == [[0, 2, 4, 6, 8, 10, 12, 14], [1, 3, 5, 7, 9, 11, 13, 15]]
@@ -46,29 +41,34 @@ def test_clip_sampling_follows_the_stride():
     assert clip_indices(35).shape == (4, 8) and clip_indices(35)[-1, -1] == 3 + 4 * 7
 
 
-def test_crops_shift_landmarks_onto_the_same_pixels():
-    frames = np.zeros((1, 8, 144, 144), np.uint8)
-    landmarks = np.zeros((1, 8, 68, 2), np.float32)
+def test_crops_shift_landmarks_onto_the_same_pixels_in_numpy_and_torch():
+    frames = np.zeros((2, 8, 144, 144), np.uint8)
+    landmarks = np.zeros((2, 8, 68, 2), np.float32)
     for t in range(8):  # a bright dot per frame, and landmark 0 on it
         x, y = 20 + 10 * t, 100 - 5 * t
-        frames[0, t, y, x] = 255
-        landmarks[0, t, 0] = (x, y)
-    flows = np.zeros((1, 7, 2, 144, 144), np.float16)
+        frames[:, t, y, x] = 255
+        landmarks[:, t, 0] = (x, y)
+    flows = np.random.default_rng(0).normal(size=(2, 7, 2, 144, 144)).astype(np.float16)
     offsets = np.array([[3, 11], [16, 0]])
-    video, flow, points = crop_clips(frames, flows, landmarks, np.array([0, 0]), offsets)
-    assert video.shape == (2, 8, 128, 128) and flow.shape == (2, 7, 2, 128, 128)
-    for k in range(2):
+    video, flow, points = crop_clips(frames, flows, landmarks, offsets)
+    assert video.shape == (2, 8, 128, 128) and flow.shape == (2, 7, 2, 128, 128) and points.dtype == np.float32
+    for k, (x, y) in enumerate(offsets):
+        assert np.array_equal(flow[k], flows[k, ..., y:y + 128, x:x + 128])
         for t in range(8):
-            x, y = points[k, t, 0].astype(int)
-            assert video[k, t, y, x] == 255
+            px, py = points[k, t, 0].astype(int)
+            assert video[k, t, py, px] == 255
+    # the same function on tensors (a GPU crops after the transfer) cuts the same pixels
+    as_tensors = crop_clips(*(torch.from_numpy(a) for a in (frames, flows, landmarks)), offsets)
+    for a, b in zip((video, flow, points), as_tensors):
+        assert torch.is_tensor(b) and np.array_equal(a, b.numpy())
 
 
-def test_random_offsets_are_seeded_per_sample():
-    a = random_offsets("casme2/sub01/EP02_01f", 0, 50)
+def test_random_offsets_are_a_pure_function_of_their_key():
+    a = random_offsets([0, 7], 50)
     assert a.min() >= 0 and a.max() <= 16 and len(np.unique(a)) > 5
-    assert np.array_equal(a, random_offsets("casme2/sub01/EP02_01f", 0, 50))
-    assert not np.array_equal(a, random_offsets("casme2/sub01/EP02_01f", 1, 50))
-    assert not np.array_equal(a, random_offsets("casme2/sub01/EP03_01f", 0, 50))
+    assert np.array_equal(a, random_offsets([0, 7], 50))
+    assert not np.array_equal(a, random_offsets([1, 7], 50))
+    assert eval_offsets(3).tolist() == [[8, 8]] * 3
 
 
 @pytest.mark.parametrize("method, tolerance", [("tvl1", 0.06), ("tvl1-dis", 0.06), ("dis", 0.06), ("farneback", 0.06)])
@@ -102,7 +102,7 @@ def test_clips_crops_and_contract(tmp_path):
             manifest_row("test/s7/broken", "broken", 20, subject="s7")]
     manifest = write_manifest(tmp_path / "manifest.csv", rows)
 
-    summary = labels(manifest, tmp_path / "aligned", tmp_path / "clips", LabelsSettings(flow="dis", train_crops=3), workers=1)
+    summary = labels(manifest, tmp_path / "aligned", tmp_path / "clips", LabelsSettings(flow="dis"), workers=1)
 
     assert summary["labelled"] == 1 and summary["clips"] == 2 and summary["flow_pairs"] == 14
     reasons = dict(pd.read_csv(tmp_path / "clips" / "rejects.csv").values)
@@ -114,27 +114,31 @@ def test_clips_crops_and_contract(tmp_path):
         frames, landmarks = z["frames"], z["landmarks"]
     with np.load(tmp_path / "clips" / "test__s7__v.npz") as z:
         out = {k: z[k] for k in z.files}
-    shapes = {"video": ((6, 8, 128, 128), np.uint8), "flow": ((6, 7, 2, 128, 128), np.float16),
-              "landmarks": ((6, 8, 68, 2), np.float32), "clip_index": ((6,), np.int64),
-              "crop_offsets": ((6, 2), np.int64), "eval_video": ((2, 8, 128, 128), np.uint8),
-              "eval_flow": ((2, 7, 2, 128, 128), np.float16), "eval_landmarks": ((2, 8, 68, 2), np.float32)}
+    shapes = {"frames": ((2, 8, 144, 144), np.uint8), "flow": ((2, 7, 2, 144, 144), np.float16),
+              "landmarks": ((2, 8, 68, 2), np.float32)}
     for name, (shape, dtype) in shapes.items():
         assert out[name].shape == shape and out[name].dtype == dtype, name
     assert int(out["label"]) == 3 and str(out["subject"]) == "s7" and str(out["sample_id"]) == "test/s7/v"
-    assert str(out["flow_method"]) == "dis"
-    assert out["clip_index"].tolist() == [0, 0, 0, 1, 1, 1]
+    assert str(out["flow_method"]) == "dis" and int(out["stride"]) == 2
 
     clips = clip_indices(20)
-    for k, (c, (x, y)) in enumerate(zip(out["clip_index"], out["crop_offsets"])):
-        assert np.array_equal(out["video"][k], frames[clips[c], y:y + 128, x:x + 128])
-        assert np.allclose(out["landmarks"][k], landmarks[clips[c]] - [x, y])
-        # one flow per pair, cropped: every training crop is a window of the same flow field
-        assert np.array_equal(*overlap(out["flow"][k], (x, y), out["eval_flow"][c], (8, 8)))
-    for c in range(2):
-        assert np.array_equal(out["eval_video"][c], frames[clips[c], 8:136, 8:136])
-        assert np.allclose(out["eval_landmarks"][c], landmarks[clips[c]] - 8)
+    assert np.array_equal(out["frames"], frames[clips]) and np.array_equal(out["landmarks"], landmarks[clips])
+    for c, clip in enumerate(clips):  # one flow per consecutive pair of the clip, on the whole aligned frame
+        expected = [compute_flow(frames[a], frames[b], "dis") for a, b in zip(clip[:-1], clip[1:])]
+        assert np.array_equal(out["flow"][c], np.stack(expected).astype(np.float16))
     # pairs are 2 frames apart: the flow label is twice the per-frame shift
-    assert np.allclose(mean_flow(out["eval_flow"]), 2 * np.array(SHIFT), atol=0.15)
+    assert np.allclose(mean_flow(out["flow"][..., 8:136, 8:136]), 2 * np.array(SHIFT), atol=0.15)
+
+
+def test_a_clip_file_of_another_layout_is_redone(tmp_path):
+    (tmp_path / "aligned").mkdir()
+    write_aligned(tmp_path / "aligned" / "test__s1__v.npz", 8)
+    manifest = write_manifest(tmp_path / "manifest.csv", [manifest_row("test/s1/v", "v", 8)])
+    (tmp_path / "clips").mkdir()
+    np.savez(tmp_path / "clips" / "test__s1__v.npz", video=np.zeros((1, 8, 128, 128), np.uint8),
+             flow_method=np.array("dis"))  # the per-crop layout of earlier versions
+    summary = labels(manifest, tmp_path / "aligned", tmp_path / "clips", LabelsSettings(flow="dis"), workers=1)
+    assert summary["labelled"] == 1 and summary["skipped_existing"] == 0
 
 
 def test_rerun_skips_and_a_new_method_redoes(tmp_path):
@@ -171,11 +175,11 @@ def test_aligned_moving_face_gives_flow_labels_of_the_known_motion(tmp_path):
     write_video(tmp_path / "moving", 8)
     manifest = write_manifest(tmp_path / "manifest.csv", [manifest_row("test/s1/moving", "moving", 8)])
     align(manifest, tmp_path / "aligned", workers=1)
-    labels(manifest, tmp_path / "aligned", tmp_path / "clips", LabelsSettings(flow="tvl1", train_crops=1), workers=1)
+    labels(manifest, tmp_path / "aligned", tmp_path / "clips", LabelsSettings(flow="tvl1"), workers=1)
     with np.load(tmp_path / "aligned" / "test__s1__moving.npz") as z:
         expected = z["transforms"][0][:, :2] @ np.array(SHIFT)  # one frame apart, in aligned pixels
     with np.load(tmp_path / "clips" / "test__s1__moving.npz") as z:
-        flow = z["eval_flow"]
+        flow = z["flow"][..., 8:136, 8:136]
         assert str(z["flow_method"]) == "tvl1"
     assert np.linalg.norm(expected) > 0.8
     assert np.allclose(mean_flow(flow), expected, atol=0.1)

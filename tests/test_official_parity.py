@@ -15,6 +15,7 @@ gaps. The parts without top-k (the flow decoder, the correlation) are also compa
 from __future__ import annotations
 
 import copy
+
 import pytest
 import torch
 import torch.nn.functional as F

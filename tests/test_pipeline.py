@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.config import KubeflowSettings, LabelsSettings, SplitSettings, TrainSettings, load_params
+from components.config import KubeflowSettings, SplitSettings, TrainSettings, load_params
 from components.errors import UserError
 from pipeline import cli
 
@@ -282,7 +282,7 @@ def test_a_failing_step_fails_the_local_run_with_its_reason(tmp_path):
 def test_run_local_runs_the_whole_pipeline(tmp_path, capsys):
     workdir = tmp_path / "kfp-run"
     tiny = ["synth.subjects=3", "synth.videos_per_subject=2", "synth.frames_min=16", "synth.frames_max=16",
-            "labels.flow=farneback", "labels.train_crops=1", "split.mode=loso", "train.steps=1",
+            "labels.flow=farneback", "split.mode=loso", "train.steps=1",
             "train.batch_size=2", "execution.workers=1"]
     overrides = [a for item in tiny for a in ("--param", item)]
     assert mol_pipeline("run-local", "--params", str(ROOT / "params.yaml"), *overrides,
@@ -308,5 +308,5 @@ def test_the_paper_profile_is_complete_and_compiles(tmp_path):
     paper = load_params(ROOT / "params-paper.yaml")
     train = paper.section(TrainSettings)
     assert (train.batch_size, train.steps, train.lr, train.mer_input) == (32, 1000, 1e-4, "official")
-    assert paper.section(SplitSettings).mode == "loso" and paper.section(LabelsSettings).train_crops == 5
+    assert paper.section(SplitSettings).mode == "loso" and paper.section(TrainSettings).crops == 5
     assert mol_pipeline("compile", "--params", str(ROOT / "params-paper.yaml"), "--out", str(tmp_path / "p.yaml")) == 0

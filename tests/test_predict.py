@@ -14,15 +14,16 @@ import pytest
 import torch
 from PIL import Image
 
-from components.training.checkpoint import load_model, save_model
 from components.cli import main
-from components.training.devices import native_bf16
 from components.errors import UserError
 from components.predict import format_text, load_predictor, predict
-from face_video import astronaut_face, manifest_row, write_manifest, write_video
+from components.training.checkpoint import load_model, save_model
+from components.training.devices import native_bf16
 from mol_model import MOL
 from mol_model.normalize import normalize_video
 from mol_model.official import official_name, official_shape
+
+from face_video import astronaut_face, manifest_row, write_manifest, write_video
 
 CLASS_NAMES = ["negative", "positive", "surprise"]
 N_FRAMES = 18  # stride 18 // 8 = 2: two clips
@@ -138,12 +139,13 @@ def test_folder_input_is_preprocessed_exactly_as_training(face_folder, model_fil
     from components.align import align
     from components.config import LabelsSettings
     from components.labels import labels
+    from components.vision.clips import eval_crops
 
     manifest = write_manifest(tmp_path / "manifest.csv", [manifest_row("test/s1/face", str(face_folder), N_FRAMES)])
     align(manifest, tmp_path / "aligned", workers=1)
-    labels(manifest, tmp_path / "aligned", tmp_path / "clips", LabelsSettings(flow="farneback", train_crops=1), workers=1)
+    labels(manifest, tmp_path / "aligned", tmp_path / "clips", LabelsSettings(flow="farneback"), workers=1)
     with np.load(tmp_path / "clips" / "test__s1__face.npz") as clips:
-        eval_video, eval_landmarks = clips["eval_video"], clips["eval_landmarks"]
+        eval_video, _, eval_landmarks = eval_crops(clips["frames"], None, clips["landmarks"])
 
     result = predict(face_folder, model=str(model_file), out=tmp_path / "out", device="cpu", pictures=False,
                      progress=False)
@@ -199,7 +201,7 @@ def bad_inputs(tmp_path):
     for k in range(10):
         cv2.imwrite(str(blank / f"{k:03d}.png"), np.full((240, 320), 120, np.uint8))
     (tmp_path / "broken.mp4").write_bytes(b"this is not a video\n" * 50)
-    few = write_video(tmp_path / "few", 6)
+    write_video(tmp_path / "few", 6)
     cv2.imwrite(str(tmp_path / "face.jpg"), astronaut_face())
     (tmp_path / "empty").mkdir()
     return tmp_path

@@ -18,12 +18,13 @@ import yaml
 
 mlflow = pytest.importorskip("mlflow")
 
-from components.training.checkpoint import load_model, save_model  # noqa: E402
 from components.errors import UserError  # noqa: E402
 from components.tracking.pyfunc import log_pyfunc_model  # noqa: E402
-from face_video import astronaut_face, shifted, write_video  # noqa: E402
+from components.training.checkpoint import load_model, save_model  # noqa: E402
 from mol_model import MOL  # noqa: E402
 from mol_model.normalize import normalize_video  # noqa: E402
+
+from face_video import astronaut_face, shifted, write_video  # noqa: E402
 
 CLASS_NAMES = ["negative", "positive", "surprise"]
 CHAMPION = "models:/mol-mer@champion"

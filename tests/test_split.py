@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from components.cli import main
-from components.errors import UserError
 from components.config import SplitSettings
+from components.errors import UserError
 from components.split import split
 
 CLASSES = ["negative", "positive", "surprise"]

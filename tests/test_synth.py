@@ -9,17 +9,17 @@ import pandas as pd
 import pytest
 
 from components.cli import main
+from components.config import DIFFICULTY_PX, DataSettings, SynthSettings
 from components.data import list_frames, read_manifest, resolve_frames_dir
 from components.errors import UserError
-from components.vision.face import detect_faces, landmarks_in_box
-from components.config import DIFFICULTY_PX, DataSettings, SynthSettings
 from components.ingest import ingest
 from components.synth import synth
+from components.synthetic.faces import FRAME_HEIGHT, FRAME_WIDTH, make_subject, neutral_sample
+from components.synthetic.motion import ClipMotion, pixel_grid
 from components.synthetic.render import FRAMES_FOLDER, make_motion, plan_clip, render_clip, subject_emotions
 from components.synthetic.sheet import SHEET_FILE
 from components.synthetic.truth import ground_truth_path, load_ground_truth
-from components.synthetic.faces import FRAME_HEIGHT, FRAME_WIDTH, make_subject, neutral_sample
-from components.synthetic.motion import ClipMotion, pixel_grid
+from components.vision.face import detect_faces, landmarks_in_box
 
 SMALL = SynthSettings(subjects=2, videos_per_subject=5, seed=3, difficulty="easy", frames_min=8, frames_max=12)
 

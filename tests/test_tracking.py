@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from components.tracking import runs as tracking
 from components.errors import UserError
+from components.tracking import runs as tracking
+
 from mlflow_store import fresh_store
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,10 +18,11 @@ from components.errors import UserError
 from components.evaluate import evaluate
 from components.train import train
 from components.training.checkpoint import load_model, read_config
-from components.training.data import BatchSampler, class_weights, hold_out_validation, load_clips
+from components.training.data import BatchSampler, class_weights, cropped, hold_out_validation, load_clips
 from components.training.devices import native_bf16
 from components.training.scoring import collapse_remedies, level_summary
-from components.training.trainer import Trainer
+from components.training.trainer import Trainer, to_device
+
 from fixtures_clips import write_clip_set, write_loso_folds
 from mlflow_store import fresh_store
 
@@ -43,7 +43,7 @@ def as_trained(model: torch.nn.Module, video: np.ndarray):
 def data(tmp_path_factory):
     """3 subjects x 2 classes x 1 sample; subject s2 has 2 test videos; one training sample rejected."""
     root = tmp_path_factory.mktemp("clips")
-    rows = write_clip_set(root / "clips", per_class=1)
+    rows = write_clip_set(root / "clips", per_class=1, clips=1)
     rows += [("syn/s1/extra", "s1", 0)]  # listed in the folds, but "rejected": no clip file
     write_loso_folds(root / "folds.json", rows, CLASSES)
     return root
@@ -88,16 +88,16 @@ def test_fold_outputs_follow_the_contract(data, store, straight, capsys):
     assert json.loads((fold / "metrics.json").read_text()) == metrics
     assert metrics["status"] == "done" and metrics["selection"] == "final" and metrics["selected_step"] == 2
     assert metrics["test_subject"] == "s2" and metrics["missing_clip_files"] == ["syn/s1/extra"]
-    assert (metrics["n_train_clips"], metrics["n_test_clips"], metrics["n_test_videos"]) == (8, 2, 2)
+    assert (metrics["n_train_clips"], metrics["n_test_clips"], metrics["n_test_videos"]) == (4, 2, 2)
 
     # the model file rebuilds the network, and its predictions are the reported ones
     config = read_config(fold / "model.safetensors")
     assert config["class_names"] == CLASSES and config["normalization"] == "x/127.5-1" and config["fold"] == 1
     model, _ = load_model(fold / "model.safetensors")
-    test = load_clips(data / "clips", ["syn/s2/c0v0", "syn/s2/c1v0"], "eval", 2)
+    test = load_clips(data / "clips", ["syn/s2/c0v0", "syn/s2/c1v0"], 2)
     # by default training runs in bf16 autocast exactly where the CPU does bf16 natively
     assert metrics["precision"] == ("bf16 autocast (flow decoder)" if BF16 else "fp32") and metrics["device"] == "cpu"
-    logits = as_trained(model, test.batch(np.arange(2))["video"]).logits
+    logits = as_trained(model, cropped(test.batch(np.arange(2)))["video"]).logits
     probabilities = torch.softmax(logits.float(), 1).numpy()  # one eval clip per video: video = clip
     reported = np.array([p["probabilities"] for p in metrics["predictions"]])
     np.testing.assert_allclose(reported, probabilities, atol=1e-4)
@@ -125,7 +125,9 @@ def test_fold_outputs_follow_the_contract(data, store, straight, capsys):
     assert child.data.metrics["video_uf1"] == metrics["video"]["uf1"]
     assert [m.step for m in client.get_metric_history(child.info.run_id, "train/total")] == [1, 2]
     artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
-    assert {"model.safetensors", "metrics.json", "confusion_matrix.png", "train_log.csv"} <= artifacts
+    assert {"metrics.json", "confusion_matrix.png", "train_log.csv"} <= artifacts
+    assert "model.safetensors" not in artifacts  # MLflow keeps the weights once: the champion's, from evaluate
+    assert not (fold / "resume").exists()  # a finished fold drops its resume state
 
     # finished work is skipped; a changed schedule is refused rather than mixed in
     before = (fold / "metrics.json").stat().st_mtime_ns
@@ -151,8 +153,8 @@ def test_fold_keeps_samples_that_evaluate_draws(data, straight, tmp_path):
                 "pred_landmarks": ((2, 7, 68, 2), np.float32)}
     assert {k: (v.shape, v.dtype) for k, v in got.items() if k != "sample_ids"} == expected
     assert got["sample_ids"].tolist() == ["syn/s2/c0v0", "syn/s2/c1v0"]
-    test = load_clips(data / "clips", got["sample_ids"].tolist(), "eval", 2)
-    batch = test.batch(np.arange(2))
+    test = load_clips(data / "clips", got["sample_ids"].tolist(), 2)
+    batch = cropped(test.batch(np.arange(2)))  # the evaluation crop
     np.testing.assert_array_equal(got["frames"], batch["video"])
     np.testing.assert_array_equal(got["label_landmarks"], batch["landmarks"])
     model, _ = load_model(out / "fold_01/model.safetensors")
@@ -250,15 +252,36 @@ def test_batch_sampler_is_a_function_of_the_step():
     np.testing.assert_allclose(class_weights(labels, 3).numpy(), [8 / 12, 8 / 4, 1.0])
 
 
+def test_training_crops_are_fresh_or_fixed_and_a_function_of_the_step(data):
+    folds = json.loads((data / "folds.json").read_text())
+    clips = load_clips(data / "clips", folds["folds"][1]["train"], 2)
+    every = np.arange(len(clips))
+    fresh = [clips.training_offsets(every, seed=3, step=step, crops=0) for step in range(40)]
+    assert all(o.shape == (len(clips), 2) and o.min() >= 0 and o.max() <= 16 for o in fresh)
+    assert np.array_equal(fresh[7], clips.training_offsets(every, seed=3, step=7, crops=0))  # resumable
+    assert len({tuple(o[0]) for o in fresh}) > 20  # a new crop at (nearly) every use
+    fixed = [clips.training_offsets(every, seed=3, step=step, crops=2) for step in range(40)]
+    for i in every:  # the official recipe: each clip is only ever cut at its own 2 crops
+        assert len({tuple(o[i]) for o in fixed}) == 2
+    assert not np.array_equal(fixed[0], clips.training_offsets(every, seed=4, step=0, crops=2))
+    # the trainer cuts the crop after moving the batch, the same pixels as cutting it here
+    batch = clips.batch(every[:2], fresh[5][:2])
+    on_device = to_device(batch, torch.device("cpu"))
+    here = cropped(batch)
+    np.testing.assert_array_equal(on_device["landmarks"].numpy(), here["landmarks"])
+    np.testing.assert_array_equal(on_device["flow"].numpy(), here["flow"].astype(np.float32))
+    assert on_device["video"].shape == (2, 1, 8, 128, 128)
+
+
 def test_validation_subjects_leave_the_training_set(data):
     folds = json.loads((data / "folds.json").read_text())
-    train_set = load_clips(data / "clips", folds["folds"][1]["train"], "train", 2)  # subjects s1, s3
+    train_set = load_clips(data / "clips", folds["folds"][1]["train"], 2)  # subjects s1, s3
     rest, val, subjects = hold_out_validation(data / "clips", train_set, 1, seed=0, fold=1, num_classes=2)
     assert len(subjects) == 1 and subjects[0] in {"s1", "s3"}
     assert set(val.subjects) == set(subjects) and not set(rest.subjects) & set(subjects)
     assert sorted(rest.sample_ids + val.sample_ids) == sorted(train_set.sample_ids)
-    assert len(val) == 2 and len(rest) == 4  # validation in the evaluation view: one clip per video
-    assert rest.batch(np.arange(4))["video"].shape == (4, 8, 128, 128)
+    assert len(val) == 2 and len(rest) == 2
+    assert cropped(rest.batch(np.arange(2)))["video"].shape == (2, 8, 128, 128)
     with pytest.raises(UserError, match="leaves no training subject"):
         hold_out_validation(data / "clips", train_set, 2, seed=0, fold=1, num_classes=2)
 

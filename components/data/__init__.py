@@ -4,8 +4,15 @@ An adapter is a module with `collect(root, annotations, classes) -> (samples, re
 maps each `--dataset` name to it. Later stages read manifests through `read_manifest`,
 `resolve_frames_dir` and `list_frames`.
 """
-from components.data.manifest import (MANIFEST_COLUMNS, REJECT_COLUMNS, frame_number, list_frames,
-                                          read_manifest, resolve_frames_dir, stored_frames_dir)
+from components.data.manifest import (
+                                          MANIFEST_COLUMNS,
+                                          REJECT_COLUMNS,
+                                          frame_number,
+                                          list_frames,
+                                          read_manifest,
+                                          resolve_frames_dir,
+                                          stored_frames_dir,
+)
 
 ADAPTERS = {name: f"components.data.{name}" for name in ("casme2", "samm", "smic", "megc2019", "folder")}
 

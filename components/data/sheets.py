@@ -15,8 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from components.data.classes import dataset_label_map
-from components.data.samples import (Reject, Sample, canonical_subject, cell_frame, cell_text,
-                                         subfolders, unsafe_name)
+from components.data.samples import Reject, Sample, canonical_subject, cell_frame, cell_text, subfolders, unsafe_name
 from components.errors import UserError
 
 HEADER_SEARCH_ROWS = 30

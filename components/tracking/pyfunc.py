@@ -6,8 +6,8 @@ safetensors file of `mol train`, configuration in its metadata), and the `mol_mo
 packages are copied in as `code_paths`, so a serving process needs only torch, safetensors, numpy,
 pandas and MLflow installed.
 
-Input: a tensor uint8 [B, 1, 8, 128, 128] of grey levels (the `eval_video` clips of `mol labels` with
-a channel axis: aligned, cropped, not normalised; the model normalises them with `normalize_video`).
+Input: a tensor uint8 [B, 1, 8, 128, 128] of grey levels (the clips of `mol labels` cut at the
+evaluation crop, with a channel axis: aligned, cropped, not normalised; the model normalises them with `normalize_video`).
 As JSON for the scoring server: {"inputs": [[[[[0-255 integers]]]]]}. Output: one row per clip, a
 column of probabilities per class (named as in the model file) and `predicted_class`.
 """

@@ -11,8 +11,8 @@ from tqdm import tqdm
 
 from components.errors import UserError
 from components.tracking.runs import Run
-from components.training.resume import FoldState, save_resume
 from components.training.data import BatchSampler, ClipSet
+from components.training.resume import FoldState, save_resume
 from components.training.scoring import score, selection_key
 from components.training.trainer import LOSS_TERMS, Trainer
 
@@ -26,7 +26,8 @@ def train_steps(trainer: Trainer, sampler: BatchSampler, train_set: ClipSet, sel
     start, began = fold_state.step, time.perf_counter()
     bar = tqdm(total=config.steps, initial=start, desc=desc, unit="step", dynamic_ncols=True)
     for step in range(start, config.steps):
-        losses = trainer.step(train_set.batch(sampler.batch(step)))
+        clips = sampler.batch(step)
+        losses = trainer.step(train_set.batch(clips, train_set.training_offsets(clips, config.seed, step, config.crops)))
         done = fold_state.step = step + 1
         if not all(math.isfinite(v) for v in losses.values()):
             raise UserError(f"{desc}: the loss became {losses['total']} at step {done}; lower --lr or the loss weights")

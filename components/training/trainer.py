@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from components.config import TrainSettings
-from components.training.data import ClipSet
+from components.training.data import ClipSet, cropped
 from components.training.devices import bf16_autocast, uses_bf16
 from mol_model import MOL, MOLOutput
 from mol_model.losses import mol_loss
@@ -17,13 +17,14 @@ LOSS_TERMS = ("total", "mer", "flow", "landmark")
 
 
 def to_device(batch: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
-    """Moved as stored (uint8 video, float16 flow: fewer bytes), converted on the device: video to the
-    normalised model input [B,1,T,H,W] (the one input normalisation), flow and landmarks to float32."""
-    moved = {k: torch.from_numpy(v).to(device, non_blocking=True) for k, v in batch.items()}
+    """Moved as stored (uint8 video, float16 flow: fewer bytes) and cropped there (`cropped`), then converted
+    on the device: video to the normalised model input [B,1,T,128,128] (the one input normalisation), flow
+    and landmarks to float32."""
+    moved = {k: v if k == "offsets" else torch.from_numpy(v).to(device, non_blocking=True) for k, v in batch.items()}
+    moved = cropped(moved)
     moved["video"] = normalize_video(moved["video"]).unsqueeze(1)  # [B,T,H,W] -> [B,1,T,H,W]
     moved["flow"], moved["landmarks"] = moved["flow"].float(), moved["landmarks"].float()
     return moved
-
 
 
 class Trainer:

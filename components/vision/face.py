@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-from pathlib import Path
-
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
