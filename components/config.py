@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import yaml
 
 from components.data import ADAPTERS
+from components.data.classes import check_class_set
 from components.errors import UserError
 from components.vision.face import REFERENCE_FRAMES
 from components.vision.flow import FLOW_METHODS
@@ -129,13 +130,19 @@ class DataSettings(Settings):
     section: ClassVar[str] = "data"
     about: ClassVar[str] = "which data set `mol ingest` reads"
     dataset: str = setting("casme2", "layout of root: casme2, samm, smic (its HS, VIS or NIR folder), megc2019 (the "
-                                     "three side by side) or folder (the official MOL code's EMOTION/VIDEO/ "
-                                     "folders)", choices=tuple(ADAPTERS))
+                                     "three side by side), casme3 (CAS(ME)^3 part A, long videos or cut clips) "
+                                     "or folder (the official MOL code's EMOTION/VIDEO/ folders)",
+                           choices=tuple(ADAPTERS))
     root: str = setting("", "the folder holding the data set as distributed")
     annotations: str = setting("", "the coding sheet (.xlsx, or a CSV export of it): CASME2-coding-*.xlsx for casme2, "
-                                   "SAMM_Micro_FACS_Codes_v2.xlsx for samm; empty for the others")
-    classes: int = setting(5, "class set: 5 (the data set's own emotions) or 3 (negative/positive/surprise)",
-                           choices=(3, 5))
+                                   "SAMM_Micro_FACS_Codes_v2.xlsx for samm, cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx "
+                                   "for casme3 (found under root when empty); empty for the others")
+    classes: int = setting(5, "class set, as the data set defines them: 3 (negative/positive/surprise, all), 5 "
+                              "(CASME II, SAMM own emotions), 4 (CAS(ME)^3 3 + others), 7 (CAS(ME)^3 own emotions)",
+                           choices=(3, 4, 5, 7))
+
+    def check(self) -> None:
+        check_class_set(self.dataset, self.classes)
 
 
 @dataclass(frozen=True)

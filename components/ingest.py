@@ -54,7 +54,7 @@ def ingest(data: DataSettings, out: str | Path, strict: bool = False) -> IngestS
     manifest = pd.DataFrame([{**c.row, "frames_dir": stored_frames_dir(out, c.frames_dir)} for c in checked],
                             columns=MANIFEST_COLUMNS)
     manifest = manifest.sort_values("sample_id", kind="stable")
-    for column in ("onset", "apex", "offset"):
+    for column in ("first_frame", "last_frame", "onset", "apex", "offset"):
         manifest[column] = manifest[column].astype("Int64")
     rejects_path = Path(out).parent / "rejects.csv"
     write_csv(out, manifest)
