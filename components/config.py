@@ -130,15 +130,17 @@ class DataSettings(Settings):
     section: ClassVar[str] = "data"
     about: ClassVar[str] = "which data set `mol ingest` reads"
     dataset: str = setting("casme2", "layout of root: casme2, samm, smic (its HS, VIS or NIR folder), megc2019 (the "
-                                     "three side by side), casme3 (CAS(ME)^3 part A, long videos or cut clips) "
-                                     "or folder (the official MOL code's EMOTION/VIDEO/ folders)",
+                                     "three side by side), casme3 (CAS(ME)^3 part A, long videos or cut clips), "
+                                     "mmew, 4dme or folder (the official MOL code's EMOTION/VIDEO/ folders)",
                            choices=tuple(ADAPTERS))
     root: str = setting("", "the folder holding the data set as distributed")
     annotations: str = setting("", "the coding sheet (.xlsx, or a CSV export of it): CASME2-coding-*.xlsx for casme2, "
                                    "SAMM_Micro_FACS_Codes_v2.xlsx for samm, cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx "
-                                   "for casme3 (found under root when empty); empty for the others")
+                                   "for casme3, MMEW_Micro_Exp.xlsx for mmew, 4DME_Labelling_Micro_release v1.xlsx "
+                                   "for 4dme (these three: found under root when empty); empty for the others")
     classes: int = setting(5, "class set, as the data set defines them: 3 (negative/positive/surprise, all), 5 "
-                              "(CASME II, SAMM own emotions), 4 (CAS(ME)^3 3 + others), 7 (CAS(ME)^3 own emotions)",
+                              "(CASME II, SAMM, 4DME own emotions), 4 (CAS(ME)^3: 3 + others), 7 (CAS(ME)^3, MMEW "
+                              "own emotions)",
                            choices=(3, 4, 5, 7))
 
     def check(self) -> None:

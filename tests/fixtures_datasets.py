@@ -111,3 +111,20 @@ def build_casme3_videos(root: Path, frames: dict[tuple[str, str], list[int]]) ->
         (root / subject / video / "depth").mkdir(exist_ok=True)
         (root / subject / video / "depth" / f"{numbers[0]}.png").write_bytes(b"")
     return root
+
+
+MMEW_HEADER = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units", "Estimated Emotion",
+               "remarks"]
+FOURDME_HEADER = ["sub_ID", "fold_name", "Emotion", "Onset", "Apex", "Offset", "AUs"]
+
+
+def write_plain_sheet(path: Path, header: list[str], rows: list[tuple], title: str = "Sheet1") -> Path:
+    """A workbook whose one sheet holds header then rows, cell for cell."""
+    book = openpyxl.Workbook()
+    page = book.active
+    page.title = title
+    page.append(header)
+    for row in rows:
+        page.append(list(row))
+    book.save(path)
+    return path

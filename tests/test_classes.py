@@ -9,7 +9,8 @@ from components.data import ADAPTERS
 from components.data.classes import CLASS_SETS, THREE_CLASSES, dataset_label_map
 from components.errors import UserError
 
-ACCEPTED = {"casme2": {3, 5}, "samm": {3, 5}, "smic": {3}, "megc2019": {3}, "casme3": {3, 4, 7}, "folder": {3, 5}}
+ACCEPTED = {"casme2": {3, 5}, "samm": {3, 5}, "smic": {3}, "megc2019": {3}, "casme3": {3, 4, 7}, "mmew": {3, 7},
+            "4dme": {3, 5}, "folder": {3, 5}}
 
 
 def test_every_dataset_has_its_class_sets():

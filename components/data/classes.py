@@ -8,13 +8,15 @@ official code never had extend the same order:
     4 classes, CAS(ME)^3:        0 surprise, 1 positive, 2 negative, 3 others
     5 classes, CASME II:         0 surprise, 1 happiness, 2 disgust, 3 repression, 4 others
     5 classes, SAMM:             0 surprise, 1 happiness, 2 anger, 3 contempt, 4 others
-    7 classes, CAS(ME)^3:        0 surprise, 1 happiness, 2 disgust, 3 anger, 4 fear, 5 sadness, 6 others
+    5 classes, 4DME:             0 surprise, 1 positive, 2 negative, 3 repression, 4 others
+    7 classes, CAS(ME)^3, MMEW:  0 surprise, 1 happiness, 2 disgust, 3 anger, 4 fear, 5 sadness, 6 others
 
 `CLASS_SETS` says which sets each `--dataset` defines; any other `--classes` is an error.
 Words are matched case-insensitively after trimming spaces, through ALIASES (known variants and
 misspellings). A word the data set never uses is "unknown"; a known word that the chosen class set
 leaves out (CASME II fear and sadness, SAMM disgust in 5 classes; `others` in 3 classes) is "not in
-the set". Both are rejects, with different reasons.
+the set". Both are rejects, with different reasons. A combined label (4DME's `Surprise+Positive`) takes
+the one class all its parts share, and is a reject naming them where they differ.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ SEVEN_CLASSES = ("surprise", "happiness", "disgust", "anger", "fear", "sadness",
 FIVE_CLASSES = {
     "casme2": ("surprise", "happiness", "disgust", "repression", "others"),
     "samm": ("surprise", "happiness", "anger", "contempt", "others"),
+    "4dme": ("surprise", "positive", "negative", "repression", "others"),
 }
 
 # --dataset -> {classes: class names}: the class sets each data set defines
@@ -37,6 +40,8 @@ CLASS_SETS: dict[str, dict[int, tuple[str, ...]]] = {
     "smic": {3: THREE_CLASSES},
     "megc2019": {3: THREE_CLASSES},
     "casme3": {3: THREE_CLASSES, 4: FOUR_CLASSES, 7: SEVEN_CLASSES},
+    "mmew": {3: THREE_CLASSES, 7: SEVEN_CLASSES},
+    "4dme": {3: THREE_CLASSES, 5: FIVE_CLASSES["4dme"]},
     "folder": {3: THREE_CLASSES, 5: FIVE_CLASSES["casme2"]},  # 5: the CASME II or SAMM set, by the folders
 }
 
@@ -59,6 +64,8 @@ _WORDS = {
     "samm": ("anger", "contempt", "happiness", "surprise", "others", "disgust", "fear", "sadness"),
     "smic": THREE_CLASSES,
     "casme3": SEVEN_CLASSES,
+    "mmew": SEVEN_CLASSES,
+    "4dme": FIVE_CLASSES["4dme"],
 }
 _GROUPS = {
     "casme2": {"surprise": "surprise", "happiness": "positive", "disgust": "negative", "repression": "negative"},
@@ -67,7 +74,11 @@ _GROUPS = {
     "smic": {"surprise": "surprise", "positive": "positive", "negative": "negative"},
     "casme3": {"surprise": "surprise", "happiness": "positive", "disgust": "negative", "anger": "negative",
                "fear": "negative", "sadness": "negative"},
+    "4dme": {"surprise": "surprise", "positive": "positive", "negative": "negative", "repression": "negative"},
 }
+_GROUPS["mmew"] = _GROUPS["casme3"]  # the same seven words; grouped as CAS(ME)^3 (assumed)
+# a data set's own synonyms: MMEW's `others` folder may be named `repression`
+_SYNONYMS = {"mmew": {"repression": "others"}}
 
 
 def canonical_word(word: str) -> str:
@@ -98,13 +109,16 @@ class LabelMap:
 
     def lookup(self, word: str) -> tuple[int, str]:
         """(label id, class name) of an emotion word; ValueError with the reject reason otherwise."""
-        key = canonical_word(word)
-        if key not in self.words:
+        parts = [canonical_word(part) for part in str(word).split("+")]
+        if any(key not in self.words for key in parts):
             raise ValueError(f"unknown emotion '{word}'")
-        name = self.words[key]
-        if name is None:
+        names = list(dict.fromkeys(self.words[key] for key in parts))
+        if len(names) > 1:
+            raise ValueError(f"combined emotion '{word}' spans several classes "
+                             f"({', '.join(n or 'left out' for n in names)}) of the {len(self.class_names)}-class set")
+        if names[0] is None:
             raise ValueError(f"emotion '{word}' is not in the {len(self.class_names)}-class set")
-        return self.class_names.index(name), name
+        return self.class_names.index(names[0]), names[0]
 
 
 def dataset_label_map(dataset: str, classes: int) -> LabelMap:
@@ -112,8 +126,8 @@ def dataset_label_map(dataset: str, classes: int) -> LabelMap:
     grouped sets (3 and 4 classes) the others go to their group (`disgust` -> negative)."""
     names = check_class_set(dataset, classes)
     grouped = "negative" in names
-    return LabelMap(names, {w: w if w in names else _GROUPS[dataset].get(w) if grouped else None
-                            for w in _WORDS[dataset]})
+    words = {w: w if w in names else _GROUPS[dataset].get(w) if grouped else None for w in _WORDS[dataset]}
+    return LabelMap(names, words | {w: words[same] for w, same in _SYNONYMS.get(dataset, {}).items()})
 
 
 def class_folder_label_map(class_names: tuple[str, ...], dataset: str | None = None) -> LabelMap:
