@@ -192,10 +192,22 @@ class SplitSettings(Settings):
     section: ClassVar[str] = "split"
     about: ClassVar[str] = "cross-validation folds"
     mode: str = setting("loso", "loso: leave one subject out; kfold: K folds grouped by subject; lodo: leave one "
-                                "data set out; holdout: one fold, the first kfold group (a quick check, not a CV)",
-                        choices=("loso", "kfold", "lodo", "holdout"))
+                                "data set out; holdout: one fold, the first kfold group (a quick check, not a CV); "
+                                "cross: train on --train-datasets, test on each of --test-datasets",
+                        choices=("loso", "kfold", "lodo", "holdout", "cross"))
     k: int = setting(5, "folds for kfold; holdout tests on about 1/k of the samples", minimum=2)
     seed: int = setting(0, "seed of the kfold/holdout subject shuffle")
+    train_datasets: str = setting("", "cross only: the data sets to train on, comma-separated (e.g. casme2,samm)")
+    test_datasets: str = setting("", "cross only: the data sets to test on, comma-separated; one fold each (e.g. smic)")
+
+    def check(self) -> None:
+        lists = bool(self.train_datasets.strip() or self.test_datasets.strip())
+        if self.mode == "cross" and not (self.train_datasets.strip() and self.test_datasets.strip()):
+            raise UserError("split.mode cross needs both split.train_datasets and split.test_datasets "
+                            "(--train-datasets casme2,samm --test-datasets smic)")
+        if self.mode != "cross" and lists:
+            raise UserError(f"split.train_datasets/test_datasets apply to mode cross only, not {self.mode}; "
+                            "drop them or use --mode cross")
 
 
 @dataclass(frozen=True)
