@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from components.config import AlignSettings, ExecutionSettings, add_params_argument, params_from_args
-from components.data import frame_number, read_manifest, resolve_frames_dir
+from components.data import frame_number, read_manifest, resolve_frames_dir, sample_range
 from components.io import finished_with, map_videos, run_report, sample_file_stem, write_npz, write_report
 from components.vision.face import align_frames
 from components.vision.frames import RejectedVideo, clip_frame_paths, read_gray
@@ -32,8 +31,7 @@ from components.vision.frames import RejectedVideo, clip_frame_paths, read_gray
 class AlignJob:
     sample_id: str
     frames_dir: Path
-    onset: int | None
-    offset: int | None
+    frame_range: tuple[int | None, int | None]  # the sample's first and last frame numbers (`sample_range`)
     out_path: Path
     per_frame: bool
     reference_frames: int
@@ -66,8 +64,7 @@ def align(manifest: str | Path, out: str | Path, settings: AlignSettings = Align
     table = read_manifest(manifest)
     jobs = [AlignJob(sample_id=row.sample_id,
                      frames_dir=resolve_frames_dir(manifest, row.frames_dir),
-                     onset=None if pd.isna(row.onset) else int(row.onset),
-                     offset=None if pd.isna(row.offset) else int(row.offset),
+                     frame_range=sample_range(row),
                      out_path=out / f"{sample_file_stem(row.sample_id)}.npz",
                      per_frame=per_frame, reference_frames=settings.reference_frames)
             for row in table.itertuples()]
@@ -101,7 +98,7 @@ def align_video(job: AlignJob) -> dict:
     """Align one video and write its .npz; never raises for bad data (returns the reject reason)."""
     result = {"sample_id": job.sample_id, "reason": "", "note": "", "frames": 0, "interpolated": 0, "detections": 0}
     try:
-        paths, note = clip_frame_paths(job.frames_dir, job.onset, job.offset)
+        paths, note = clip_frame_paths(job.frames_dir, *job.frame_range)
         video = align_frames([read_gray(path) for path in paths], job.per_frame, job.reference_frames)
     except RejectedVideo as e:
         result["reason"] = str(e)

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import yaml
 
 from components.data import ADAPTERS
+from components.data.classes import check_class_set
 from components.errors import UserError
 from components.vision.face import REFERENCE_FRAMES
 from components.vision.flow import FLOW_METHODS
@@ -129,13 +130,21 @@ class DataSettings(Settings):
     section: ClassVar[str] = "data"
     about: ClassVar[str] = "which data set `mol ingest` reads"
     dataset: str = setting("casme2", "layout of root: casme2, samm, smic (its HS, VIS or NIR folder), megc2019 (the "
-                                     "three side by side) or folder (the official MOL code's EMOTION/VIDEO/ "
-                                     "folders)", choices=tuple(ADAPTERS))
+                                     "three side by side), casme3 (CAS(ME)^3 part A, long videos or cut clips), "
+                                     "mmew, 4dme or folder (the official MOL code's EMOTION/VIDEO/ folders)",
+                           choices=tuple(ADAPTERS))
     root: str = setting("", "the folder holding the data set as distributed")
     annotations: str = setting("", "the coding sheet (.xlsx, or a CSV export of it): CASME2-coding-*.xlsx for casme2, "
-                                   "SAMM_Micro_FACS_Codes_v2.xlsx for samm; empty for the others")
-    classes: int = setting(5, "class set: 5 (the data set's own emotions) or 3 (negative/positive/surprise)",
-                           choices=(3, 5))
+                                   "SAMM_Micro_FACS_Codes_v2.xlsx for samm, cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx "
+                                   "for casme3, MMEW_Micro_Exp.xlsx for mmew, 4DME_Labelling_Micro_release v1.xlsx "
+                                   "for 4dme (these three: found under root when empty); empty for the others")
+    classes: int = setting(5, "class set, as the data set defines them: 3 (negative/positive/surprise, all), 5 "
+                              "(CASME II, SAMM, 4DME own emotions), 4 (CAS(ME)^3: 3 + others), 7 (CAS(ME)^3, MMEW "
+                              "own emotions)",
+                           choices=(3, 4, 5, 7))
+
+    def check(self) -> None:
+        check_class_set(self.dataset, self.classes)
 
 
 @dataclass(frozen=True)
@@ -181,10 +190,22 @@ class SplitSettings(Settings):
     section: ClassVar[str] = "split"
     about: ClassVar[str] = "cross-validation folds"
     mode: str = setting("loso", "loso: leave one subject out; kfold: K folds grouped by subject; lodo: leave one "
-                                "data set out; holdout: one fold, the first kfold group (a quick check, not a CV)",
-                        choices=("loso", "kfold", "lodo", "holdout"))
+                                "data set out; holdout: one fold, the first kfold group (a quick check, not a CV); "
+                                "cross: train on --train-datasets, test on each of --test-datasets",
+                        choices=("loso", "kfold", "lodo", "holdout", "cross"))
     k: int = setting(5, "folds for kfold; holdout tests on about 1/k of the samples", minimum=2)
     seed: int = setting(0, "seed of the kfold/holdout subject shuffle")
+    train_datasets: str = setting("", "cross only: the data sets to train on, comma-separated (e.g. casme2,samm)")
+    test_datasets: str = setting("", "cross only: the data sets to test on, comma-separated; one fold each (e.g. smic)")
+
+    def check(self) -> None:
+        lists = bool(self.train_datasets.strip() or self.test_datasets.strip())
+        if self.mode == "cross" and not (self.train_datasets.strip() and self.test_datasets.strip()):
+            raise UserError("split.mode cross needs both split.train_datasets and split.test_datasets "
+                            "(--train-datasets casme2,samm --test-datasets smic)")
+        if self.mode != "cross" and lists:
+            raise UserError(f"split.train_datasets/test_datasets apply to mode cross only, not {self.mode}; "
+                            "drop them or use --mode cross")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,14 @@ from pathlib import Path
 import pandas as pd
 
 from components.config import DataSettings, add_params_argument, params_from_args
-from components.data import ADAPTERS, MANIFEST_COLUMNS, REJECT_COLUMNS, stored_frames_dir
+from components.data import (
+    ADAPTERS,
+    MANIFEST_COLUMNS,
+    REJECT_COLUMNS,
+    read_manifest,
+    resolve_frames_dir,
+    stored_frames_dir,
+)
 from components.data.samples import Checked, Reject, check_sample
 from components.errors import UserError
 from components.io import write_csv
@@ -54,7 +61,7 @@ def ingest(data: DataSettings, out: str | Path, strict: bool = False) -> IngestS
     manifest = pd.DataFrame([{**c.row, "frames_dir": stored_frames_dir(out, c.frames_dir)} for c in checked],
                             columns=MANIFEST_COLUMNS)
     manifest = manifest.sort_values("sample_id", kind="stable")
-    for column in ("onset", "apex", "offset"):
+    for column in ("first_frame", "last_frame", "onset", "apex", "offset"):
         manifest[column] = manifest[column].astype("Int64")
     rejects_path = Path(out).parent / "rejects.csv"
     write_csv(out, manifest)
@@ -91,13 +98,43 @@ def print_summary(summary: IngestSummary) -> None:
         print(f"warning: {warning}")
 
 
+def combine(manifests: list[str | Path], out: str | Path) -> pd.DataFrame:
+    """One manifest of several (for `mol split --mode lodo|cross`): rows as they are, `frames_dir` re-based
+    to `out`'s folder. Each input's rejects.csv stays where ingest wrote it."""
+    tables, names = [], {}
+    for path in manifests:
+        table = read_manifest(path)
+        for label, name in table[["label", "label_name"]].drop_duplicates().itertuples(index=False):
+            first = names.setdefault(int(label), (name, path))
+            if first[0] != name:
+                raise UserError(f"label {label} is '{first[0]}' in {first[1]} but '{name}' in {path}; ingest every "
+                                "data set with the same class set (e.g. --classes 3) before combining")
+        table["frames_dir"] = [stored_frames_dir(out, resolve_frames_dir(path, d)) for d in table["frames_dir"]]
+        tables.append(table)
+    combined = pd.concat(tables, ignore_index=True).sort_values("sample_id", kind="stable")
+    doubled = combined.loc[combined["sample_id"].duplicated(), "sample_id"].tolist()
+    if doubled:
+        raise UserError(f"sample {doubled[0]} is in more than one of the manifests ({len(doubled)} such); "
+                        "combine each data set once")
+    write_csv(out, combined[MANIFEST_COLUMNS])
+    print(f"manifest: {out}: {len(combined)} samples of {', '.join(sorted(combined['dataset'].unique()))}, "
+          f"{combined['subject'].nunique()} subjects")
+    return combined
+
+
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="manifest CSV to write; rejects.csv goes beside it")
     parser.add_argument("--strict", action="store_true", help="fail if any clip is rejected")
+    parser.add_argument("--combine", nargs="+", metavar="MANIFEST", default=None,
+                        help="instead of reading a data set, combine these manifests (written by `mol ingest`) into "
+                             "--out, for `mol split --mode lodo|cross`")
     add_params_argument(parser)
     DataSettings.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.combine:
+        combine(args.combine, args.out)
+        return 0
     print_summary(ingest(DataSettings.from_args(args, params_from_args(args)), args.out, args.strict))
     return 0

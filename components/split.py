@@ -6,6 +6,9 @@ Modes:
 - `lodo`  leave one data set out (composite manifests: train on CASME II + SAMM, test on SMIC, ...).
 - `holdout` one fold only: the first of the `kfold` groups (about 1/K of the samples) is the test set.
           A quick check that fits a laptop's time budget, not a cross-validation: its UF1 is one group's.
+- `cross` cross-data-set (as MEB offers): train on the `--train-datasets`, test on each `--test-datasets`
+          data set in turn (one fold each); other data sets in the manifest are left out. A data set is
+          never on both sides, so no subject is either.
 
 Subjects are already data-set-prefixed in a composite manifest (`casme2/01`), so LOSO never mixes people.
 Rows whose label is outside the class set (negative, e.g. an unmapped emotion) are left out and said so.
@@ -78,6 +81,38 @@ def lodo_groups(table: pd.DataFrame) -> list[list[str]]:
     return [sorted(table.loc[table["dataset"] == d, "subject"].unique()) for d in datasets]
 
 
+def _names(text: str) -> list[str]:
+    return list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+
+
+def cross_folds(table: pd.DataFrame, settings: SplitSettings) -> list[dict]:
+    """One fold per test data set: train on every row of the train data sets, test on that data set's."""
+    train_sets, test_sets = _names(settings.train_datasets), _names(settings.test_datasets)
+    present = sorted(table["dataset"].unique())
+    unknown = [d for d in train_sets + test_sets if d not in present]
+    if unknown:
+        raise UserError(f"--mode cross: the manifest has no usable sample of {', '.join(unknown)}; its data sets are "
+                        f"{', '.join(present)} (combine manifests with `mol ingest --combine`)")
+    both = [d for d in test_sets if d in train_sets]
+    if both:
+        raise UserError(f"--mode cross: {', '.join(both)} is in both --train-datasets and --test-datasets; "
+                        "a data set is trained on or tested on, not both")
+    train = table[table["dataset"].isin(train_sets)]
+    left_out = sorted(set(present) - set(train_sets) - set(test_sets))
+    if left_out:
+        print(f"split: cross leaves out the data sets {', '.join(left_out)}")
+    folds = []
+    for dataset in test_sets:
+        test = table[table["dataset"] == dataset]
+        shared = sorted(set(test["subject"]) & set(train["subject"]))
+        if shared:
+            raise UserError(f"--mode cross: subjects {', '.join(shared[:3])} are in {dataset} and in the training data "
+                            "sets; subjects must be prefixed by their data set (recreate the manifest with `mol ingest`)")
+        folds.append({**_fold(len(folds), test, train, grouped=True), "test_dataset": dataset,
+                      "train_datasets": train_sets})
+    return folds
+
+
 def split(manifest: str | Path, out: str | Path, settings: SplitSettings = SplitSettings(),
           num_classes: int | None = None, subjects: list[str] | None = None) -> dict:
     """Write FOLDS.json for `manifest` and return it.
@@ -100,6 +135,8 @@ def split(manifest: str | Path, out: str | Path, settings: SplitSettings = Split
         print(f"split: skipped subjects with no test samples: {', '.join(skipped)}")
     usable = usable[usable["subject"].isin(wanted)]
 
+    if mode == "cross":
+        return _write(out, manifest, mode, class_names, seed, cross_folds(usable, settings), usable)
     if mode == "loso":
         groups = loso_groups(usable)
     elif mode in ("kfold", "holdout"):
@@ -118,14 +155,19 @@ def split(manifest: str | Path, out: str | Path, settings: SplitSettings = Split
         if mode == "lodo":
             folds[-1]["test_dataset"] = usable.loc[is_test, "dataset"].iloc[0]
 
+    return _write(out, manifest, mode, class_names, seed, folds, usable, **({"k": k} if mode in ("kfold", "holdout") else {}))
+
+
+def _write(out: str | Path, manifest: str | Path, mode: str, class_names: list[str], seed: int, folds: list[dict],
+           usable: pd.DataFrame, **extra) -> dict:
     document = {"mode": mode, "num_classes": len(class_names), "class_names": class_names,
                 "seed": seed, "manifest_sha256": hashlib.sha256(Path(manifest).read_bytes()).hexdigest(),
-                "folds": folds}
-    if mode in ("kfold", "holdout"):
-        document["k"] = k
+                "folds": folds, **extra}
     write_json(out, document)
-    print(f"split: {len(folds)} {mode} fold{'s' if len(folds) > 1 else ''} over {usable['subject'].nunique()} subjects, "
-          f"{len(usable)} samples, {len(class_names)} classes -> {out}")
+    used = {sid for fold in folds for sid in fold["train"] + fold["test"]}
+    print(f"split: {len(folds)} {mode} fold{'s' if len(folds) > 1 else ''} over "
+          f"{usable[usable['sample_id'].isin(used)]['subject'].nunique()} subjects, {len(used)} samples, "
+          f"{len(class_names)} classes -> {out}")
     return document
 
 

@@ -82,3 +82,49 @@ def build_smic(hs_root: Path, clips: list[tuple[str, str, str, int, int]]) -> Pa
         names = [f"image{n:06d}.bmp" for n in range(first, first + count)]
         write_frames(hs_root / subject / "micro" / emotion / video, names)
     return hs_root
+
+
+CASME3_SHEET = "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
+CASME3_HEADER = ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion"]
+
+
+def write_casme3_sheet(path: Path, rows: list[tuple]) -> Path:
+    """rows: (Subject, Filename, Onset, Apex, Offset, emotion), every cell stored as text as in the
+    distributed workbook, on sheet `label`; the empty sheets `Sheet1` and `Sheet3` exist beside it."""
+    book = openpyxl.Workbook()
+    page = book.active
+    page.title = "label"
+    page.append(CASME3_HEADER)
+    for subject, filename, onset, apex, offset, emotion in rows:
+        page.append([subject, filename, str(onset), str(apex), str(offset), "R12", "1", emotion])
+    book.create_sheet("Sheet1")
+    book.create_sheet("Sheet3")
+    book.save(path)
+    return path
+
+
+def build_casme3_videos(root: Path, frames: dict[tuple[str, str], list[int]]) -> Path:
+    """Long videos as distributed: root/<Subject>/<Filename>/color/<n>.jpg (unpadded), and depth/<n>.png
+    beside color/ (never read). frames: (subject folder, filename folder) -> frame numbers to write."""
+    for (subject, video), numbers in frames.items():
+        write_frames(root / subject / video / "color", [f"{n}.jpg" for n in numbers])
+        (root / subject / video / "depth").mkdir(exist_ok=True)
+        (root / subject / video / "depth" / f"{numbers[0]}.png").write_bytes(b"")
+    return root
+
+
+MMEW_HEADER = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units", "Estimated Emotion",
+               "remarks"]
+FOURDME_HEADER = ["sub_ID", "fold_name", "Emotion", "Onset", "Apex", "Offset", "AUs"]
+
+
+def write_plain_sheet(path: Path, header: list[str], rows: list[tuple], title: str = "Sheet1") -> Path:
+    """A workbook whose one sheet holds header then rows, cell for cell."""
+    book = openpyxl.Workbook()
+    page = book.active
+    page.title = title
+    page.append(header)
+    for row in rows:
+        page.append(list(row))
+    book.save(path)
+    return path

@@ -42,7 +42,7 @@ def test_the_shipped_params_files_are_valid_and_list_every_key(name):
     ("train:\n  steps: 2.5\n", "train.steps"),
     ("train:\n  precision: fp16\n", "train.precision"),
     ("train:\n  select_on_test: maybe\n", "train.select_on_test"),
-    ("data:\n  classes: 7\n", "data.classes"),
+    ("data:\n  classes: 6\n", "data.classes"),
     ("split:\n  mode: bogus\n", "split.mode"),
     ("kubeflow:\n  gpus_per_fold: -1\n", "kubeflow.gpus_per_fold"),
     ("train: [1, 2]\n", "`train:` must be a mapping"),

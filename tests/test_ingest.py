@@ -107,7 +107,8 @@ def make_casme2(tmp_path: Path, template: str = "img{}.jpg") -> tuple[Path, Path
 
 def casme2_row(video, subject, n, onset, apex, offset, emotion, label, name):
     return dict(sample_id=f"casme2/sub{subject}/{video}", dataset="casme2", subject=f"casme2/{subject}",
-                video_id=video, frames_dir=f"../CASME2_RAW_selected/sub{subject}/{video}", n_frames=n,
+                video_id=video, frames_dir=f"../CASME2_RAW_selected/sub{subject}/{video}", first_frame=None,
+                last_frame=None, n_frames=n,
                 onset=onset, apex=apex, offset=offset, emotion=emotion, label=label, label_name=name)
 
 

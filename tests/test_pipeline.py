@@ -136,7 +136,7 @@ def test_compile_time_settings_follow_params(tmp_path):
     ("train.lr", "section.key=value"),
     ("lr=1", "section.key=value"),
     ("train.lr=fast", "train.lr is 'fast', but must be a number"),
-    ("split.mode=bogus", "split.mode is 'bogus'; choose one of loso, kfold, lodo, holdout"),
+    ("split.mode=bogus", "split.mode is 'bogus'; choose one of loso, kfold, lodo, holdout, cross"),
 ])
 def test_bad_overrides_say_how_to_mend_them(assignment, message):
     with pytest.raises(UserError, match=message):

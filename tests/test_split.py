@@ -116,3 +116,83 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["split", "--manifest", str(one_subject), "--out", str(tmp_path / "f.json")]) == 2
     assert "at least two groups" in capsys.readouterr().err
     assert not (tmp_path / "f.json").exists()
+
+
+# ---------------------------------------------------------------- cross-data-set
+
+def test_cross_trains_on_some_data_sets_and_tests_on_another(manifest, tmp_path):
+    doc = split(manifest, tmp_path / "folds.json", SplitSettings(mode="cross", train_datasets="casme2",
+                                                                 test_datasets="samm"))
+    assert doc["mode"] == "cross" and len(doc["folds"]) == 1
+    fold = doc["folds"][0]
+    assert fold["train"] == ["casme2/sub01/a", "casme2/sub01/b", "casme2/sub02/a"]
+    assert fold["test_dataset"] == "samm" and fold["train_datasets"] == ["casme2"] and fold["test_subjects"] == ["samm/006"]
+
+
+@pytest.mark.parametrize("settings, message", [
+    (dict(train_datasets="casme2", test_datasets="smic"), "no usable sample of smic; its data sets are casme2, samm"),
+    (dict(train_datasets="casme2,samm", test_datasets="samm"), "samm is in both --train-datasets and --test-datasets"),
+])
+def test_cross_errors_name_the_data_sets(manifest, tmp_path, settings, message):
+    with pytest.raises(UserError, match=message):
+        split(manifest, tmp_path / "f.json", SplitSettings(mode="cross", **settings))
+
+
+def test_cross_settings_go_together():
+    with pytest.raises(UserError, match="mode cross needs both"):
+        SplitSettings(mode="cross", train_datasets="casme2")
+    with pytest.raises(UserError, match="apply to mode cross only, not loso"):
+        SplitSettings(mode="loso", test_datasets="smic")
+
+
+def test_cross_over_a_combined_manifest_of_three_ingested_data_sets(tmp_path, capsys):
+    """casme2, casme3 and smic ingested in 3 classes, combined, then split from the command line: no fold
+    shares a data set or a subject between train and test, and every id is a row of the combined manifest."""
+    from components.data import read_manifest, resolve_frames_dir
+
+    from fixtures_datasets import (
+        CASME3_SHEET,
+        build_casme2,
+        build_casme3_videos,
+        build_smic,
+        write_casme2_sheet,
+        write_casme3_sheet,
+    )
+    raw = tmp_path / "raw"
+    build_casme2(raw / "CASME2", [("sub01", "EP01_01f", 1, 9), ("sub02", "EP02_01f", 1, 9)])
+    write_casme2_sheet(raw / "coding.xlsx", [("01", "EP01_01f", 1, 3, 9, "", "happiness"),
+                                             ("02", "EP02_01f", 1, 3, 9, "", "disgust")])
+    build_casme3_videos(raw / "casme3", {("spNO.1", "a"): list(range(1, 30)), ("spNo.2", "b"): list(range(1, 12))})
+    write_casme3_sheet(raw / "casme3" / CASME3_SHEET, [("spNO.1", "a", 1, 3, 9, "surprise"),
+                                                       ("spNO.1", "a", 15, 18, 25, "sad"),
+                                                       ("spNO.2", "b", 2, 4, 11, "happy")])
+    build_smic(raw / "HS", [("s1", "negative", "s1_ne_01", 1, 9), ("s2", "positive", "s2_po_01", 1, 9)])
+    data = tmp_path / "data"
+    for dataset, root, extra in (("casme2", "CASME2", ["--annotations", str(raw / "coding.xlsx")]),
+                                 ("casme3", "casme3", []), ("smic", "HS", [])):
+        (data / dataset).mkdir(parents=True)
+        assert main(["ingest", "--dataset", dataset, "--root", str(raw / root), "--classes", "3",
+                     "--out", str(data / dataset / "manifest.csv"), *extra]) == 0
+    combined = data / "all.csv"
+    assert main(["ingest", "--combine", *(str(data / d / "manifest.csv") for d in ("casme2", "casme3", "smic")),
+                 "--out", str(combined)]) == 0
+    table = read_manifest(combined)
+    assert len(table) == 7 and all(resolve_frames_dir(combined, d).is_dir() for d in table["frames_dir"])
+    assert main(["split", "--manifest", str(combined), "--out", str(data / "folds.json"), "--mode", "cross",
+                 "--train-datasets", "casme2", "--test-datasets", "casme3,smic"]) == 0
+    folds = json.loads((data / "folds.json").read_text())["folds"]
+    dataset_of = dict(zip(table["sample_id"], table["dataset"]))
+    subject_of = dict(zip(table["sample_id"], table["subject"]))
+    assert [f["test_dataset"] for f in folds] == ["casme3", "smic"]
+    for fold in folds:
+        assert {dataset_of[s] for s in fold["train"]} == {"casme2"}
+        assert {dataset_of[s] for s in fold["test"]} == {fold["test_dataset"]}
+        assert not {subject_of[s] for s in fold["train"]} & {subject_of[s] for s in fold["test"]}
+    assert sorted(folds[0]["test"]) == ["casme3/spNO.1/a_1", "casme3/spNO.1/a_15", "casme3/spNO.2/b_2"]
+
+    assert main(["ingest", "--dataset", "casme2", "--root", str(raw / "CASME2"), "--annotations",
+                 str(raw / "coding.xlsx"), "--classes", "5", "--out", str(data / "five.csv")]) == 0
+    capsys.readouterr()
+    assert main(["ingest", "--combine", str(data / "five.csv"), str(data / "smic" / "manifest.csv"),
+                 "--out", str(data / "bad.csv")]) == 2
+    assert "ingest every data set with the same class set" in capsys.readouterr().err

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from components.data.classes import FIVE_CLASSES, THREE_CLASSES, canonical_word, class_folder_label_map
+from components.data.classes import FIVE_CLASSES, canonical_word, check_class_set, class_folder_label_map
 from components.data.samples import Reject, Sample, canonical_subject, subfolders
 from components.errors import UserError
 
@@ -27,12 +27,8 @@ def dataset_from_root_name(root: Path) -> str:
 
 
 def _class_names(dataset: str, classes: int, emotions: list[str]) -> tuple[str, ...]:
-    if classes == 3:
-        return THREE_CLASSES
-    if dataset in FIVE_CLASSES:
-        return FIVE_CLASSES[dataset]
-    if dataset == "smic":
-        raise UserError("SMIC has 3 classes only (negative, positive, surprise); use --classes 3")
+    if dataset != "folder" or classes == 3:
+        return check_class_set(dataset, classes)
     words = {canonical_word(e) for e in emotions}
     fits = [names for names in FIVE_CLASSES.values() if words <= set(names)]
     if not fits:

@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from components.data import casme2, samm, smic
+from components.data.classes import check_class_set
 from components.data.samples import Reject, Sample
 from components.errors import UserError
 
@@ -64,8 +65,7 @@ def locate(root: Path) -> dict[str, Path]:
 
 
 def collect(root: Path, annotations: Path | None, classes: int) -> tuple[list[Sample], list[Reject]]:
-    if classes != 3:
-        raise UserError("the MEGC2019 composite has 3 classes only (negative, positive, surprise); use --classes 3")
+    check_class_set("megc2019", classes)
     if annotations is not None:
         raise UserError("--dataset megc2019 takes no --annotations: the sheets are found under --root; drop the flag")
     parts = locate(root)

@@ -3,7 +3,7 @@ becomes a manifest row."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from components.data.classes import LabelMap
@@ -37,6 +37,9 @@ class Sample:
     apex: int | None = None
     offset: int | None = None
     onset_offset_from_frames: bool = False  # no sheet (SMIC, folder): first and last frame numbers
+    first_frame: int | None = None  # the sample's frames inside frames_dir (None: from the start / to the end)
+    last_frame: int | None = None
+    warnings: list[str] = field(default_factory=list)  # e.g. a documented correction applied to its sheet row
 
     def reject(self, reason: str) -> Reject:
         return Reject(self.sample_id, self.dataset, self.subject, self.video_id, self.frames_dir,
@@ -58,8 +61,11 @@ def check_sample(sample: Sample, min_frames: int = MIN_FRAMES) -> Checked | Reje
         return sample.reject(str(e))
     if not sample.frames_dir.is_dir():
         return sample.reject("no clip folder for this sheet row")
-    frames = list_frames(sample.frames_dir)
+    ranged = sample.first_frame is not None or sample.last_frame is not None
+    frames = list_frames(sample.frames_dir, sample.first_frame, sample.last_frame)
     if not frames:
+        if ranged and list_frames(sample.frames_dir):
+            return sample.reject(f"no image frames numbered {_range_text(sample)} in the video folder")
         return sample.reject("no image frames in the clip folder")
     if len(frames) < min_frames:
         return sample.reject(f"too few frames ({len(frames)}, need at least {min_frames})")
@@ -67,9 +73,25 @@ def check_sample(sample: Sample, min_frames: int = MIN_FRAMES) -> Checked | Reje
     if sample.onset_offset_from_frames:
         onset, offset = frame_number(frames[0]), frame_number(frames[-1])
     row = dict(sample_id=sample.sample_id, dataset=sample.dataset, subject=sample.subject,
-               video_id=sample.video_id, n_frames=len(frames), onset=onset, apex=apex, offset=offset,
+               video_id=sample.video_id, first_frame=sample.first_frame, last_frame=sample.last_frame,
+               n_frames=len(frames), onset=onset, apex=apex, offset=offset,
                emotion=sample.emotion, label=label, label_name=label_name)
-    return Checked(row, sample.frames_dir, _timing_warnings(sample.sample_id, onset, apex, offset))
+    warnings = sample.warnings + _timing_warnings(sample.sample_id, onset, apex, offset)
+    if ranged:
+        warnings += _gap_warnings(sample, [frame_number(p) for p in frames])
+    return Checked(row, sample.frames_dir, warnings)
+
+
+def _range_text(sample: Sample) -> str:
+    return f"{'' if sample.first_frame is None else sample.first_frame}..{'' if sample.last_frame is None else sample.last_frame}"
+
+
+def _gap_warnings(sample: Sample, numbers: list[int]) -> list[str]:
+    """Frames absent inside a sample's range (align skips them; a long gap is worth a look)."""
+    first = numbers[0] if sample.first_frame is None else sample.first_frame
+    last = numbers[-1] if sample.last_frame is None else sample.last_frame
+    missing = last - first + 1 - len(set(numbers))
+    return [f"{sample.sample_id}: {missing} frame(s) missing inside {first}..{last}"] if missing > 0 else []
 
 
 def _timing_warnings(sample_id: str, onset: int | None, apex: int | None, offset: int | None) -> list[str]:
@@ -117,3 +139,30 @@ def unsafe_name(text: str) -> bool:
     return (text in {".", ".."} or "/" in text or "\\" in text
             or PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute()
             or bool(PureWindowsPath(text).drive))
+
+
+def walk(root: Path, depth: int, descend=lambda path: True):
+    """Every visible file and folder up to `depth` levels below root (its entries are level 1), level by
+    level in name order; a folder `descend` refuses (e.g. one that holds frames) is yielded, not entered."""
+    frontier = [root]
+    for _ in range(depth):
+        deeper = []
+        for folder in frontier:
+            for path in sorted(folder.iterdir()):
+                if path.name.startswith("."):
+                    continue
+                yield path
+                if path.is_dir() and descend(path):
+                    deeper.append(path)
+        frontier = deeper
+
+
+def cut_clip_range(frames_dir: Path, onset: int | None, offset: int | None) -> tuple[int | None, int | None, str]:
+    """The frame range of a folder cut around one micro-expression, whose numbering is not documented:
+    the sheet's onset..offset where the folder's numbers hold them, else the whole folder (its own first
+    and last numbers, so later stages do not cut it at the sheet's) with a note saying so."""
+    numbers = [frame_number(p) for p in list_frames(frames_dir)]
+    if not numbers or onset is None or offset is None or (numbers[0] <= onset and offset <= numbers[-1]):
+        return onset, offset, ""
+    return numbers[0], numbers[-1], (f"clip frames are numbered {numbers[0]}..{numbers[-1]}, not the sheet's "
+                                     f"{onset}..{offset}: the whole clip is used")

@@ -7,6 +7,7 @@ into text here, so a Subject typed as the number 1 and as the text `01` are the 
 """
 from __future__ import annotations
 
+import fnmatch
 import re
 import zipfile
 from dataclasses import dataclass
@@ -15,7 +16,17 @@ from pathlib import Path
 import pandas as pd
 
 from components.data.classes import dataset_label_map
-from components.data.samples import Reject, Sample, canonical_subject, cell_frame, cell_text, subfolders, unsafe_name
+from components.data.manifest import list_frames
+from components.data.samples import (
+    Reject,
+    Sample,
+    canonical_subject,
+    cell_frame,
+    cell_text,
+    subfolders,
+    unsafe_name,
+    walk,
+)
 from components.errors import UserError
 
 HEADER_SEARCH_ROWS = 30
@@ -25,7 +36,7 @@ HEADER_SEARCH_ROWS = 30
 class SheetLayout:
     dataset: str                 # `casme2`
     title: str                   # `CASME II`, for messages
-    sheet: str                   # the sheet as distributed
+    sheet: str | None            # the sheet as distributed (None: unknown, the one with the header)
     example_file: str            # the annotation file as distributed, for messages
     columns: tuple[str, ...]     # Subject, Filename, onset, apex, offset, emotion, as spelt in the sheet
     subject_prefix: str          # subject folder = prefix + subject (`sub` + `01`)
@@ -36,39 +47,43 @@ def _key(name) -> str:
     return re.sub(r"\s+", "", cell_text(name)).lower()
 
 
-def _load_table(path: Path, layout: SheetLayout) -> pd.DataFrame:
-    """The raw cells of the layout's sheet (every value as Excel holds it, no header applied)."""
+def _load_tables(path: Path, layout: SheetLayout) -> list[pd.DataFrame]:
+    """The raw cells (every value as Excel holds it, no header applied) of the layout's sheet, or of every
+    sheet when the layout names none (the header then picks one)."""
     if not path.is_file():
         raise UserError(f"annotation file {path} does not exist; pass the {layout.title} sheet "
                         f"({layout.example_file}) with --annotations")
     if path.suffix.lower() == ".csv":
-        return pd.read_csv(path, header=None, dtype=object, keep_default_na=False)
+        return [pd.read_csv(path, header=None, dtype=object, keep_default_na=False)]
     try:
         book = pd.ExcelFile(path, engine="openpyxl")
     except (zipfile.BadZipFile, ValueError, OSError, KeyError) as e:
         raise UserError(f"annotation file {path} is not a readable .xlsx workbook ({e}); pass the "
                         f"{layout.title} sheet ({layout.example_file}) or a CSV export of it") from None
     names = book.sheet_names
+    if layout.sheet is None:
+        return [book.parse(name, header=None, dtype=object) for name in names]
     if layout.sheet not in names and len(names) != 1:
         raise UserError(f"annotation file {path} has no sheet '{layout.sheet}' (it has {names}); pass "
                         f"the {layout.title} sheet ({layout.example_file})")
-    return book.parse(layout.sheet if layout.sheet in names else names[0], header=None, dtype=object)
+    return [book.parse(layout.sheet if layout.sheet in names else names[0], header=None, dtype=object)]
 
 
 def read_sheet(path: str | Path, layout: SheetLayout) -> list[tuple[int, dict[str, object]]]:
     """(spreadsheet row number, {column as spelt in layout.columns: cell}) for every non-blank row
     under the header."""
     path = Path(path)
-    table = _load_table(path, layout)
     wanted = {_key(c): c for c in layout.columns}
-    for header_row in range(min(HEADER_SEARCH_ROWS, len(table))):
-        keys = [_key(v) for v in table.iloc[header_row]]
-        if set(wanted) <= set(keys):
+    for table in _load_tables(path, layout):
+        header_row = next((r for r in range(min(HEADER_SEARCH_ROWS, len(table)))
+                           if set(wanted) <= {_key(v) for v in table.iloc[r]}), None)
+        if header_row is not None:
             break
     else:
         raise UserError(f"annotation file {path} has no header row with the columns "
                         f"{', '.join(layout.columns)} in its first {HEADER_SEARCH_ROWS} rows; pass the "
                         f"{layout.title} sheet ({layout.example_file})")
+    keys = [_key(v) for v in table.iloc[header_row]]
     positions = {wanted[k]: keys.index(k) for k in wanted}
     rows = []
     for offset, values in enumerate(table.iloc[header_row + 1:].itertuples(index=False)):
@@ -126,3 +141,13 @@ def collect_sheet_dataset(layout: SheetLayout, root: Path, annotations: Path | N
                                       f"{layout.dataset}/{subject}", clip_dir.name, clip_dir, "",
                                       "clip folder has no row in the annotation sheet"))
     return samples, rejects
+
+
+def find_sheet(root: Path, annotations: Path | None, pattern: str, depth: int = 3) -> Path | None:
+    """`--annotations` if given, else the newest (by name) file under root matching `pattern`
+    (lower-case fnmatch, e.g. `mmew_micro_exp*.xlsx`) within `depth` levels; None if there is none."""
+    if annotations is not None:
+        return annotations
+    found = [p for p in walk(root, depth, descend=lambda p: not list_frames(p)[:1])
+             if p.is_file() and fnmatch.fnmatch(p.name.lower(), pattern)]
+    return max(found, key=lambda p: p.name.lower()) if found else None

@@ -14,8 +14,7 @@ _SUBJECT = re.compile(r"s\d+", re.IGNORECASE)
 
 
 def collect(root: Path, annotations: Path | None, classes: int) -> tuple[list[Sample], list[Reject]]:
-    if classes != 3:
-        raise UserError("SMIC has 3 classes only (negative, positive, surprise); use --classes 3")
+    label_map = dataset_label_map("smic", classes)  # 3 classes only: an error naming them otherwise
     if annotations is not None:
         raise UserError("--dataset smic takes no --annotations: its labels are its folder names; drop the flag")
     subjects = [p for p in subfolders(root) if _SUBJECT.fullmatch(p.name)]
@@ -24,7 +23,6 @@ def collect(root: Path, annotations: Path | None, classes: int) -> tuple[list[Sa
         hint = f"; pass {root / inside[0]} instead" if inside else ""
         raise UserError(f"{root} holds no SMIC subject folders (s1, s2, ...); --root must be the HS, VIS or "
                         f"NIR folder{hint}")
-    label_map = dataset_label_map("smic", classes)
     samples = []
     for subject_dir in subjects:
         micro = subject_dir / "micro"

@@ -29,15 +29,14 @@ def read_gray(path: Path) -> np.ndarray:
     return gray
 
 
-def clip_frame_paths(frames_dir: Path, onset: int | None, offset: int | None) -> tuple[list[Path], str]:
-    """The frames from onset to offset (either may be None: open end), in frame order, and a note
-    naming frame numbers missing in between (those are skipped, not fatal)."""
+def clip_frame_paths(frames_dir: Path, first: int | None, last: int | None) -> tuple[list[Path], str]:
+    """The frames numbered first..last (either may be None: open end; see `sample_range`), in frame
+    order, and a note naming frame numbers missing in between (those are skipped, not fatal)."""
     if not frames_dir.is_dir():
         raise RejectedVideo(f"frames folder {frames_dir} does not exist")
-    paths = [p for p in list_frames(frames_dir)
-             if (onset is None or frame_number(p) >= onset) and (offset is None or frame_number(p) <= offset)]
+    paths = list_frames(frames_dir, first, last)
     if not paths:
-        raise RejectedVideo(f"no frames between onset {onset} and offset {offset} in {frames_dir}")
+        raise RejectedVideo(f"no frames between {first} and {last} in {frames_dir}")
     numbers = [frame_number(p) for p in paths]
     if len(set(numbers)) != len(numbers):
         raise RejectedVideo(f"two files carry the same frame number in {frames_dir}")
@@ -81,11 +80,10 @@ def _in_range(number: int, start: int | None, end: int | None) -> bool:
 
 
 def _read_folder(folder: Path, start: int | None, end: int | None) -> tuple[list[np.ndarray], list[int]]:
-    paths = list_frames(folder)
-    if not paths:
+    if not list_frames(folder):
         raise UserError(f"{folder} holds no image files with a frame number in their names; pass a folder "
                         "of frames (e.g. img001.jpg, img002.jpg, ...) or a video file")
-    paths = [p for p in paths if _in_range(frame_number(p), start, end)]
+    paths = list_frames(folder, start, end)
     try:
         return [read_gray(p) for p in paths], [frame_number(p) for p in paths]
     except RejectedVideo as e:
