@@ -198,7 +198,8 @@ def _track(runs: Path, out: Path, metrics: dict, champion: dict, settings: Evalu
         version = tracking.log_and_register_model(
             parent, Path(champion["path"]) / "model.safetensors", model_name, alias,
             tags={"fold": champion["fold"], "test_subject": champion["test_subject"],
-                  "video_uf1": champion["video"]["uf1"], "selection": champion["selection"]})
+                  "video_uf1": champion["video"]["uf1"], "selection": champion["selection"],
+                  **champion.get("provenance", {})})
         registered = {"name": model_name, "version": version, "alias": alias, "fold": champion["fold"]}
         print(f"evaluate: registered fold {champion['fold']} ({champion['test_subject']}) as "
               f"{model_name} version {version}, alias @{alias}")

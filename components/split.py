@@ -120,7 +120,7 @@ def split(manifest: str | Path, out: str | Path, settings: SplitSettings = Split
 
     document = {"mode": mode, "num_classes": len(class_names), "class_names": class_names,
                 "seed": seed, "manifest_sha256": hashlib.sha256(Path(manifest).read_bytes()).hexdigest(),
-                "folds": folds}
+                "datasets": sorted(usable["dataset"].unique()), "folds": folds}
     if mode in ("kfold", "holdout"):
         document["k"] = k
     write_json(out, document)

@@ -9,6 +9,10 @@ import numpy as np
 from components.io import sample_file_stem, write_npz
 
 
+FLOW_METHOD = "farneback"  # as `mol labels` records it in each clip file
+MANIFEST_SHA256 = "0f" * 32  # as `mol split` records it in FOLDS.json
+
+
 def landmarks_track(rng: np.random.Generator, clips: int) -> np.ndarray:
     """float32 [clips, 8, 68, 2]: a random face shape inside the 128 crop, drifting slightly over frames."""
     shape = rng.uniform(24, 104, size=(68, 2))
@@ -30,7 +34,7 @@ def write_clip_file(folder: Path, sample_id: str, subject: str, label: int, seed
     path = folder / f"{sample_file_stem(sample_id)}.npz"
     write_npz(path, video=video, flow=flow, landmarks=landmarks, eval_video=eval_video, eval_flow=eval_flow,
               eval_landmarks=eval_landmarks, label=np.array(label), subject=np.array(subject),
-              sample_id=np.array(sample_id))
+              sample_id=np.array(sample_id), flow_method=np.array(FLOW_METHOD))
     return path
 
 
@@ -48,6 +52,7 @@ def write_clip_set(folder: Path, subjects=("s1", "s2", "s3"), classes: int = 2, 
 def write_loso_folds(path: Path, rows: list[tuple[str, str, int]], class_names: list[str]) -> dict:
     subjects = sorted({subject for _, subject, _ in rows})
     document = {"mode": "loso", "num_classes": len(class_names), "class_names": class_names,
+                "manifest_sha256": MANIFEST_SHA256,
                 "folds": [{"fold": k, "test_subject": s,
                            "train": [sid for sid, subj, _ in rows if subj != s],
                            "test": [sid for sid, subj, _ in rows if subj == s]} for k, s in enumerate(subjects)]}

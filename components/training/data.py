@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from components.errors import UserError
-from components.io import sample_file_stem
+from components.io import progress_bar, sample_file_stem
 
 PICTURED_VIDEOS = 2  # test videos whose first clip is kept in samples.npz for `mol evaluate`'s pictures
 VIEWS = {"train": ("video", "flow", "landmarks"), "eval": ("eval_video", "eval_flow", "eval_landmarks")}
@@ -78,6 +77,17 @@ def check_clips_dir(clips_dir: str | Path) -> None:
                         f"`mol labels --out {folder}`")
 
 
+def flow_backend(clips_dir: str | Path, sample_ids: list[str]) -> str:
+    """The flow-label backend (`mol labels --flow`) of these samples' clip files ('a+b' if they differ)."""
+    methods = set()
+    for sid in sample_ids:
+        path = clip_path(clips_dir, sid)
+        if path.is_file():
+            with np.load(path, allow_pickle=False) as data:  # reads just this member
+                methods.add(str(data["flow_method"]) if "flow_method" in data.files else "unknown")
+    return "+".join(sorted(methods)) or "unknown"
+
+
 def _read_sample(path: Path, view: str, num_classes: int) -> tuple[int, str, list[np.ndarray]]:
     """(label, subject, [video, flow, landmarks]) of one clip file, shapes checked."""
     keys = VIEWS[view]
@@ -110,7 +120,7 @@ def load_clips(clips_dir: str | Path, sample_ids: list[str], view: str, num_clas
     for sid in sample_ids:
         (found if clip_path(clips_dir, sid).is_file() else missing).append(sid)
     labels, subjects, arrays = [], [], []
-    for sid in tqdm(found, desc=desc, unit="file", leave=False):
+    for sid in progress_bar(found, desc=desc, unit="file", leave=False):
         label, subject, views = _read_sample(clip_path(clips_dir, sid), view, num_classes)
         labels.append(label)
         subjects.append(subject)
