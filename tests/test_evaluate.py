@@ -78,6 +78,8 @@ def test_pools_summed_confusion_matrices(runs, tmp_path, capsys):
     assert metrics["per_dataset"]["casme2"]["clip"]["confusion_matrix"] == [[3, 0], [1, 2]]
     assert metrics["best_fold"]["fold"] == 0 and metrics["skipped_folds"] == [2] and not metrics["collapsed"]
     assert json.loads((tmp_path / "eval/metrics.json").read_text()) == metrics
+    headline = json.loads((tmp_path / "eval/headline.json").read_text())  # what `dvc metrics show` lists
+    assert headline == {key: metrics[key] for key in ("uf1", "uar", "acc", "flow_epe", "landmark_nme")}
 
     predictions = pd.read_csv(tmp_path / "eval/predictions.csv")
     assert len(predictions) == 7 and predictions.loc[2, ["actual", "predicted"]].tolist() == ["pos", "neg"]
