@@ -83,6 +83,11 @@ def experiment_id(client, name: str, artifact_location: str | None = None) -> st
                                     tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
 
 
+def prepare_experiment(name: str) -> str:
+    """Create experiment `name` in the current store if it is new (see experiment_id); return its id."""
+    return experiment_id(_client(), name)
+
+
 def git_commit() -> str | None:
     """The code's git commit: MOL_GIT_COMMIT (set in the image at build time), else the working
     directory's, if it is a git checkout."""
