@@ -36,6 +36,8 @@ clean-venv:
 ## make lock: re-resolve requirements.lock from pyproject.toml (run after changing dependencies)
 lock:
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
-	.lockenv/bin/python -m pip install --quiet "botocore==$$(grep '^botocore==' requirements.lock | cut -d= -f3)" -e ".[dev]"
-	{ sed -n '1,2p' requirements.lock; .lockenv/bin/python -m pip freeze --exclude-editable | sed 's/+cpu//'; } > requirements.lock.new
+	.lockenv/bin/python -m pip install --quiet "botocore==$$(grep '^botocore==' requirements.lock | cut -d= -f3)" -e ".[dev,gpu]"
+	{ sed -n '1,2p' requirements.lock; \
+	  .lockenv/bin/python -c 'import sys; print("# python %d.%d: the Python this lock was resolved for (the Dockerfile checks its base image against it)" % sys.version_info[:2])'; \
+	  .lockenv/bin/python -m pip freeze --exclude-editable | sed 's/+cpu//'; } > requirements.lock.new
 	mv requirements.lock.new requirements.lock && rm -rf .lockenv

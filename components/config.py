@@ -295,11 +295,14 @@ class ExecutionSettings(Settings):
             raise UserError(f"execution.device {self.device!r} is not a device; use auto, cpu, cuda or cuda:N")
 
 
+PLACEHOLDER_IMAGE = "ghcr.io/your-org/mol-pipeline:0.1.0"  # params.yaml's until you push your own
+
+
 @dataclass(frozen=True)
 class KubeflowSettings(Settings):
     section: ClassVar[str] = "kubeflow"
     about: ClassVar[str] = "compile-time settings of the Kubeflow pipeline (`mol pipeline`)"
-    image: str = setting("ghcr.io/your-org/mol-pipeline:0.1.0", "the image built from Dockerfile and pushed")
+    image: str = setting(PLACEHOLDER_IMAGE, "the image built from Dockerfile and pushed")
     pipeline_name: str = setting("mol-pipeline", "the pipeline's name in Kubeflow")
     parallelism: int = setting(4, "folds trained at the same time (0 = all at once)", minimum=0)
     pvc: str = setting("mol-work", "existing ReadWriteMany PersistentVolumeClaim shared by all steps")

@@ -6,6 +6,10 @@ Scores come from the confusion matrices SUMMED over folds (as in the MER literat
 Flow EPE and landmark NME are means over all test clips. With several data sets in the run (a
 composite such as MEGC2019), every score is also given per data set.
 
+Two files: `headline.json`, the few numbers `dvc metrics show` and `dvc exp show` list (video-level UF1,
+UAR, accuracy; flow EPE; landmark NME; the trivial baselines where present), and `metrics.json` with
+everything (both levels, confusion matrices, per data set, folds, the registered model).
+
 Sample pictures: `flow_samples.png` and `landmark_samples.png` show label vs prediction on the clips
 that `mol train` kept in the best fold's `samples.npz`, and the truth too on the synthetic data set
 (given its folder and the aligned frames, `--truth` and `--aligned`).
@@ -28,6 +32,10 @@ from components.reports.plots import confusion_matrix_figure, per_fold_figure
 from components.reports.samples import sample_figures
 from components.tracking import runs as tracking
 from components.training.scoring import LEVELS, METRICS, collapse_message, collapse_remedies, level_summary, summary_of
+
+HEADLINE = ("uf1", "uar", "acc", "flow_epe", "landmark_nme")  # video level, as in metrics.json's top level
+BASELINES = ("flow_epe_zero", "landmark_nme_mean_shape")      # in the headline once evaluate computes them
+
 
 # ---------------------------------------------------------------------------------------------- reading runs
 
@@ -160,6 +168,7 @@ def evaluate(runs: str | Path, out: str | Path, settings: EvaluateSettings = Eva
                     out / "per_fold.png", "video-level UF1 / UAR per fold (test subject)")
     sample_figures(champion, out, aligned, truth)
     write_json(out / "metrics.json", metrics)
+    write_json(out / "headline.json", headline_of(metrics))
     print(f"evaluate: {pooled_folds}, {headline['n']} videos: UF1 {headline['uf1']:.3f}, UAR {headline['uar']:.3f}, "
           f"acc {headline['acc']:.3f} (clip level UF1 {pooled['clip']['uf1']:.3f}); flow EPE {pooled['flow_epe']:.3f} px, "
           f"landmark NME {pooled['landmark_nme']:.4f} -> {out / 'metrics.json'}")
@@ -170,6 +179,11 @@ def evaluate(runs: str | Path, out: str | Path, settings: EvaluateSettings = Eva
     elif settings.register:
         print("evaluate: MLflow tracking is off, so no model is registered")
     return metrics
+
+
+def headline_of(metrics: dict) -> dict:
+    """The compact scores for `dvc metrics show`: HEADLINE, then whichever BASELINES metrics holds."""
+    return {key: metrics[key] for key in (*HEADLINE, *BASELINES) if key in metrics}
 
 
 def _track(runs: Path, out: Path, metrics: dict, champion: dict, settings: EvaluateSettings,
@@ -197,7 +211,8 @@ def _track(runs: Path, out: Path, metrics: dict, champion: dict, settings: Evalu
         version = tracking.log_and_register_model(
             parent, Path(champion["path"]) / "model.safetensors", model_name, alias,
             tags={"fold": champion["fold"], "test_subject": champion["test_subject"],
-                  "video_uf1": champion["video"]["uf1"], "selection": champion["selection"]})
+                  "video_uf1": champion["video"]["uf1"], "selection": champion["selection"],
+                  **champion.get("provenance", {})})
         registered = {"name": model_name, "version": version, "alias": alias, "fold": champion["fold"]}
         print(f"evaluate: registered fold {champion['fold']} ({champion['test_subject']}) as "
               f"{model_name} version {version}, alias @{alias}")

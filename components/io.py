@@ -1,6 +1,9 @@
 """Files and the per-video work of the stages: atomic writes, the per-sample file-name rule, the
 parallel map over videos with a progress bar, and the stage report (rejects.csv, summary.json).
 
+Progress bars (`progress_bar`) show only on a terminal: in a log file, a Kubeflow pod's log or under
+`mol pipeline run-local` every update of a bar would be a line of its own.
+
 Every stage output goes through `atomic_path`, so a killed run never leaves a half-written file behind,
 and a rerun can trust that any file present is complete.
 
@@ -100,6 +103,11 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
+def progress_bar(iterable: Iterable | None = None, *, enabled: bool = True, **options) -> tqdm:
+    """A tqdm bar (same options) that is drawn only when stderr is a terminal and `enabled`."""
+    return tqdm(iterable, disable=None if enabled else True, **options)
+
+
 def map_videos(function: Callable[[Job], Result], jobs: Iterable[Job], workers: int | None = None,
                desc: str = "videos") -> Iterator[Result]:
     """Yield `function(job)` for every job, in completion order. `function` must be a module-level
@@ -108,7 +116,7 @@ def map_videos(function: Callable[[Job], Result], jobs: Iterable[Job], workers: 
         raise UserError(f"--workers must be at least 1 (got {workers})")
     jobs = list(jobs)
     workers = max(1, min(workers or default_workers(), len(jobs)))
-    with tqdm(total=len(jobs), desc=desc, unit="video", disable=not jobs) as progress:
+    with progress_bar(total=len(jobs), desc=desc, unit="video", enabled=bool(jobs)) as progress:
         if workers == 1:
             for job in jobs:
                 yield function(job)

@@ -24,10 +24,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from components.errors import UserError
-from components.io import write_json, write_npz
+from components.io import progress_bar, write_json, write_npz
 from components.reports.prediction import write_pictures
 from components.tracking.pyfunc import fetch_model_file
 from components.tracking.runs import DEFAULT_DB
@@ -247,7 +246,7 @@ def run_model(predictor: Predictor, video: np.ndarray, batch_size: int = 4,
     outputs = []
     starts = range(0, len(video), batch_size)
     with torch.inference_mode(), bf16_autocast(predictor.device):  # bf16 only in the flow decoder
-        for first in tqdm(starts, "predict", unit="batch", disable=not progress, leave=False, delay=1):
+        for first in progress_bar(starts, desc="predict", unit="batch", enabled=progress, leave=False, delay=1):
             batch = torch.from_numpy(np.ascontiguousarray(video[first:first + batch_size]))[:, None]  # [B,1,8,H,W]
             out = predictor.model(normalize_video(batch).to(predictor.device))
             outputs.append([t.float().cpu().numpy() for t in (out.logits, out.flow, out.landmarks)])

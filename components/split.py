@@ -162,7 +162,7 @@ def _write(out: str | Path, manifest: str | Path, mode: str, class_names: list[s
            usable: pd.DataFrame, **extra) -> dict:
     document = {"mode": mode, "num_classes": len(class_names), "class_names": class_names,
                 "seed": seed, "manifest_sha256": hashlib.sha256(Path(manifest).read_bytes()).hexdigest(),
-                "folds": folds, **extra}
+                "datasets": sorted(usable["dataset"].unique()), "folds": folds, **extra}
     write_json(out, document)
     used = {sid for fold in folds for sid in fold["train"] + fold["test"]}
     print(f"split: {len(folds)} {mode} fold{'s' if len(folds) > 1 else ''} over "

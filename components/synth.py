@@ -22,11 +22,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from components.config import DIFFICULTY_PX, SynthSettings, add_params_argument, params_from_args
 from components.errors import UserError
-from components.io import write_json
+from components.io import progress_bar, write_json
 from components.synthetic.faces import FRAME_HEIGHT, FRAME_WIDTH, make_subject
 from components.synthetic.render import FRAMES_FOLDER, plan_clip, subject_emotions, write_clip
 from components.synthetic.sheet import SHEET_FILE, write_sheet
@@ -73,7 +71,7 @@ def synth(out_dir: str | Path, settings: SynthSettings = SynthSettings()) -> Syn
     _check_settings(out, recorded)
 
     start, plans, rendered = time.perf_counter(), [], 0
-    with tqdm(total=s.subjects * s.videos_per_subject, desc="synth", unit="clip") as progress:
+    with progress_bar(total=s.subjects * s.videos_per_subject, desc="synth", unit="clip") as progress:
         for subject_number in range(1, s.subjects + 1):
             emotions, subject_rng = subject_emotions(s.seed, subject_number, s.videos_per_subject)
             subject = None  # built only if one of its clips is missing

@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 
 from components.config import ExecutionSettings, MlflowSettings, TrainSettings, add_params_argument, params_from_args
-from components.data.folds import fold_dir, read_folds
+from components.data.folds import datasets_of, fold_dir, read_folds
 from components.errors import UserError
 from components.io import write_csv, write_json, write_npz, write_text
 from components.reports.plots import confusion_matrix_figure, training_curves_figure
@@ -44,6 +44,7 @@ from components.training.data import (
     check_clips_dir,
     class_weights,
     cropped,
+    flow_backend,
     hold_out_validation,
     load_clips,
     sample_clips,
@@ -108,7 +109,8 @@ def parent_run(out: Path, folds_path: Path, folds_doc: dict, config: TrainSettin
             experiment, f"{mode} {out.name}",
             {**config.as_dict(), "mode": mode, "folds": len(folds_doc["folds"]),
              "num_classes": folds_doc["num_classes"], "class_names": ",".join(folds_doc["class_names"])},
-            {"protocol": config.protocol, "folds_sha256": _sha256(folds_path),
+            {"protocol": config.protocol, "dataset": "+".join(datasets_of(folds_doc)),
+             "folds_sha256": _sha256(folds_path),
              **({"manifest_sha256": folds_doc["manifest_sha256"]} if "manifest_sha256" in folds_doc else {})},
             artifact_location)
     write_text(out / tracking.PARENT_RECORD, parent.run_id + "\n")
@@ -159,26 +161,30 @@ def train_fold(clips_dir: str | Path, spec: dict, folds_doc: dict, out: str | Pa
         fold_state = load_resume(resume_path, trainer, config)
         print(f"train: fold {k} resumes at step {fold_state.step} of {config.steps}")
 
+    made_by = provenance(folds_doc, clips_dir, spec, config, precision_label(trainer.amp))
     if fold_state.run_id and parent.active:
         run = tracking.open_run(fold_state.run_id)
+        run.set_tags(made_by)  # a resumed fold may run on another device or code version
     else:
         run = tracking.start_child_run(
             parent, f"fold {k:02d} ({spec['test_subject']})",
             {**config.as_dict(), **info, "train_clips": len(train_set), "test_clips": len(test_set),
              "val_subjects_used": ",".join(val_subjects) or "-"},
-            {"protocol": config.protocol, "fold": k, "test_subject": spec["test_subject"]})
+            {**made_by, "fold": k, "test_subject": spec["test_subject"]})
         fold_state.run_id = run.run_id
 
     sampler = BatchSampler(train_set.clip_labels, config.batch_size, config.seed, config.balance == "sampler")
     selection_set = test_set if config.select_on_test else val_set
     try:
-        if not train_steps(trainer, sampler, train_set, selection_set, fold_state, resume_path, run,
-                           f"fold {k} ({spec['test_subject']})", execution.checkpoint_every, stop_after):
-            run.flush()
-            print(f"train: fold {k} stopped at step {fold_state.step}; rerun the same command to continue")
-            return None
-        info |= {"val_subjects": val_subjects, "n_train_clips": len(train_set), "missing_clip_files": missing}
-        metrics = finish_fold(trainer, test_set, folds_doc, info, fold_state, where, run)
+        with tracking.system_metrics(run):
+            if not train_steps(trainer, sampler, train_set, selection_set, fold_state, resume_path, run,
+                               f"fold {k} ({spec['test_subject']})", execution.checkpoint_every, stop_after):
+                run.flush()
+                print(f"train: fold {k} stopped at step {fold_state.step}; rerun the same command to continue")
+                return None
+            info |= {"val_subjects": val_subjects, "n_train_clips": len(train_set), "missing_clip_files": missing,
+                     "provenance": made_by}
+            metrics = finish_fold(trainer, test_set, folds_doc, info, fold_state, where, run)
     except BaseException as e:
         run.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
         raise
@@ -186,6 +192,15 @@ def train_fold(clips_dir: str | Path, spec: dict, folds_doc: dict, out: str | Pa
     if not execution.keep_resume:  # finished: the model file holds what is needed, at a third of the size
         shutil.rmtree(resume_path.parent, ignore_errors=True)
     return metrics
+
+
+def provenance(folds_doc: dict, clips_dir: str | Path, spec: dict, config: TrainSettings, precision: str) -> dict:
+    """What made a fold's model, as tags of its MLflow run and (via metrics.json) of its registered version."""
+    return {"dataset": "+".join(datasets_of(folds_doc)),
+            "manifest_sha256": folds_doc.get("manifest_sha256", "unknown"),
+            "flow_backend": flow_backend(clips_dir, spec["train"] + spec["test"]),
+            "class_names": ",".join(folds_doc["class_names"]), "code_version": tracking.code_version(),
+            "precision": precision, "protocol": config.protocol}
 
 
 def finish_fold(trainer: Trainer, test_set: ClipSet, folds_doc: dict, info: dict, fold_state: FoldState,

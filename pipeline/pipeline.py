@@ -4,6 +4,9 @@
         -> ParallelFor(fold in split's fold list, parallelism P): train (1 GPU each)
         -> Collected(fold results) -> evaluate + register
 
+Artifacts for lineage: ingest -> manifest (Dataset), split -> folds (Dataset), each train -> model
+(Model), evaluate -> metrics (Metrics) and confusion (ClassificationMetrics); see components.py.
+
 Runtime parameters are the sections of params.yaml, one `dict` each (`train` = {lr: ..., steps: ...}),
 plus `run_root` and `run_name` (the run folder on the shared volume); every step checks its sections
 against components/config.py. Everything Kubernetes-specific (image, volume, GPU, tolerations, secrets,
@@ -37,10 +40,12 @@ def build_pipeline(settings: KubeflowSettings):
         labels_task = ops.labels_op(**where, labels=labels, execution=execution).after(align_task)
         split_task = ops.split_op(**where, split=split, data=data).after(labels_task)
         parent = ops.parent_run_op(**where, train=train, mlflow=mlflow).after(split_task)
-        with dsl.ParallelFor(split_task.output, parallelism=settings.parallelism) as fold:
+        # ingest, split and train also publish artifacts, so their parameter output is "Output", not .output
+        with dsl.ParallelFor(split_task.outputs["Output"], parallelism=settings.parallelism) as fold:
             train_task = ops.train_op(**where, fold=fold, train=train, mlflow=mlflow,
                                       execution=execution).after(parent)
-        evaluate_task = ops.evaluate_op(**where, trained=dsl.Collected(train_task.output), parent_run_id=parent.output,
+        evaluate_task = ops.evaluate_op(**where, trained=dsl.Collected(train_task.outputs["Output"]),
+                                        parent_run_id=parent.output,
                                         evaluate=evaluate, mlflow=mlflow)
 
         steps = {"synth": synth_task, "ingest": ingest, "align": align_task, "labels": labels_task,

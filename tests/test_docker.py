@@ -12,6 +12,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -63,13 +65,49 @@ def test_every_instruction_is_known_and_the_base_is_pinned():
     assert tag and tag != "latest" and re.match(r"\d+\.\d+\.\d+", tag), f"base image not pinned: {image}:{tag}"
 
 
-def test_the_base_is_the_pytorch_cuda_runtime_of_the_locked_torch():
-    """The official PyTorch image whose torch is the lock's pin, so pip keeps it instead of reinstalling."""
+def lock_python(lock: Path = ROOT / "requirements.lock") -> str:
+    """The Python the lock was resolved for, from its header line `# python X.Y`."""
+    [version] = re.findall(r"^# python (\d+\.\d+)", lock.read_text(), re.M)
+    return version
+
+
+def python_check() -> str:
+    """The Dockerfile's build-time check of the base image's Python against the lock."""
+    [check] = [a for k, a in instructions() if k == "RUN" and "sys.version_info" in a]
+    return check
+
+
+def test_the_base_is_the_official_python_image_of_the_locks_python():
+    """The interpreter agrees with the lock by construction; torch comes from PyPI (its CUDA build on
+    Linux), pinned by the lock like every other package, not from a CPU-only index."""
     image, _, tag = base_image().partition(":")
-    [pin] = [line.split("==")[1].strip() for line in (ROOT / "requirements.lock").read_text().splitlines()
-             if line.startswith("torch==")]
-    assert image == "pytorch/pytorch"
-    assert tag.startswith(f"{pin}-cuda") and tag.endswith("-runtime"), f"{tag} is not the CUDA runtime of torch {pin}"
+    assert image == "python" and tag.startswith(f"{lock_python()}.") and "slim" in tag
+    runs = " ".join(a for k, a in instructions() if k == "RUN")
+    assert "download.pytorch.org" not in runs and "--index-url" not in runs
+
+
+@pytest.mark.parametrize("same", [True, False])
+def test_a_base_with_another_python_fails_the_build_in_one_line(tmp_path, same):
+    """Run the Dockerfile's check with this Python against a lock for this Python and one for another."""
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    locked = here if same else f"{sys.version_info[0]}.{sys.version_info[1] + 1}"
+    text = (ROOT / "requirements.lock").read_text().replace(f"# python {lock_python()}", f"# python {locked}")
+    (tmp_path / "requirements.lock").write_text(text)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(python_check(), shell=True, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert (result.returncode == 0) == same, result.stderr
+    if not same:
+        assert result.stderr.count("\n") == 1 and f"base image has Python {here}" in result.stderr
+        assert f"resolved for Python {locked}" in result.stderr and "PYTHON_IMAGE" in result.stderr
+
+
+def test_the_image_knows_its_commit_without_rebuilding_the_layers():
+    """MLflow's code_version tag in a pod: the commit passed at build time, set after every RUN."""
+    from components.tracking.runs import COMMIT_ENV
+
+    steps = instructions()
+    assert ("ARG", 'GIT_COMMIT=""') in steps and ("ENV", f"{COMMIT_ENV}=${{GIT_COMMIT}}") in steps
+    assert steps.index(("ARG", 'GIT_COMMIT=""')) > max(i for i, (k, _) in enumerate(steps) if k == "RUN")
 
 
 def test_runs_as_non_root_with_mol_as_entry_point():
@@ -123,7 +161,9 @@ def test_the_dependency_one_liner_lists_the_runtime_dependencies(tmp_path):
     requirements = (tmp_path / "runtime-requirements.txt").read_text().split("\n")
     names = {re.split(r"[<>=\[ ]", r)[0].lower() for r in requirements if r}
     assert "torch==2.13.0" in requirements
-    assert {"kfp", "mlflow", "dvc", "opencv-contrib-python-headless"} <= names
+    assert {"kfp", "mlflow", "dvc", "opencv-contrib-python-headless", "psutil", "nvidia-ml-py"} <= names
+    locked = {line.split("==")[0].lower() for line in (ROOT / "requirements.lock").read_text().splitlines()}
+    assert "nvidia-ml-py" in locked, "the image's GPU-metrics package is pinned by the lock too"
     assert not {"pytest", "moto"} & names, "dev tools do not belong in the image"
 
 

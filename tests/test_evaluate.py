@@ -80,6 +80,8 @@ def test_pools_summed_confusion_matrices(runs, tmp_path, capsys):
     assert metrics["per_dataset"]["casme2"]["clip"]["confusion_matrix"] == [[3, 0], [1, 2]]
     assert metrics["best_fold"]["fold"] == 0 and metrics["skipped_folds"] == [2] and not metrics["collapsed"]
     assert json.loads((tmp_path / "eval/metrics.json").read_text()) == metrics
+    headline = json.loads((tmp_path / "eval/headline.json").read_text())  # what `dvc metrics show` lists
+    assert headline == {key: metrics[key] for key in ("uf1", "uar", "acc", "flow_epe", "landmark_nme")}
 
     predictions = pd.read_csv(tmp_path / "eval/predictions.csv")
     assert len(predictions) == 7 and predictions.loc[2, ["actual", "predicted"]].tolist() == ["pos", "neg"]
@@ -123,6 +125,10 @@ def test_registers_champion_and_it_loads_back(runs, tmp_path, tmp_path_factory, 
                 "normalization": "x/127.5-1"})
     parent = tracking.start_parent_run("eval-test", "p", {}, {"protocol": "final"})
     (runs / "parent_run_id.txt").write_text(parent.run_id + "\n")  # as `mol train` leaves it
+    made_by = {"dataset": "casme2+samm", "manifest_sha256": "ab12", "flow_backend": "dis", "class_names": "neg,pos",
+               "code_version": "0123abc", "precision": "bf16-autocast", "protocol": "final"}
+    fold0 = json.loads((runs / "fold_00/metrics.json").read_text())
+    write_json(runs / "fold_00/metrics.json", {**fold0, "provenance": made_by})  # as `mol train` records it
 
     metrics = evaluate(runs, tmp_path / "eval")
     assert metrics["registered"] == {"name": "mol-mer", "version": "1", "alias": "champion", "fold": 0}
@@ -134,6 +140,7 @@ def test_registers_champion_and_it_loads_back(runs, tmp_path, tmp_path_factory, 
     assert "evaluation/metrics.json" in {a.path for a in client.list_artifacts(parent.run_id, "evaluation")}
     version = client.get_model_version_by_alias("mol-mer", "champion")
     assert str(version.version) == "1" and version.tags["fold"] == "0"
+    assert {key: version.tags[key] for key in made_by} == made_by  # which data, flow, code made the model
 
     served = mlflow.pyfunc.load_model("models:/mol-mer@champion")
     clip = np.random.default_rng(0).integers(0, 256, size=(1, 1, 8, 128, 128), dtype=np.uint8)

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.config import KubeflowSettings, SplitSettings, TrainSettings, load_params
+from components.config import (
+    PLACEHOLDER_IMAGE,
+    KubeflowSettings,
+    SplitSettings,
+    TrainSettings,
+    load_params,
+)
 from components.errors import UserError
 from pipeline import cli
 
@@ -43,6 +49,27 @@ def test_one_image_everywhere(compiled):
     assert set(images.values()) == {PARAMS["kubeflow"]["image"]}
     for e in executors(spec).values():  # nothing pip-installed at run time
         assert "pip install" not in " ".join(e["container"]["command"])
+
+
+def test_typed_artifacts_give_kubeflow_lineage(compiled):
+    """Data set, folds, one model per fold (from the train step), pooled metrics and confusion matrix."""
+    spec, _ = compiled
+
+    def artifacts(component: str) -> dict:
+        outputs = spec["components"][component]["outputDefinitions"].get("artifacts", {})
+        return {name: a["artifactType"]["schemaTitle"] for name, a in outputs.items()}
+
+    assert artifacts("comp-ingest-op") == {"manifest": "system.Dataset"}
+    assert artifacts("comp-split-op") == {"folds": "system.Dataset"}
+    assert artifacts("comp-train-op") == {"model": "system.Model"}
+    assert artifacts("comp-evaluate-op") == {"metrics": "system.Metrics", "confusion": "system.ClassificationMetrics"}
+
+
+def test_compiling_with_the_placeholder_image_warns_in_one_line(tmp_path, capsys):
+    assert PARAMS["kubeflow"]["image"] == PLACEHOLDER_IMAGE  # what a fresh clone has
+    assert mol_pipeline("compile", "--params", str(ROOT / "params.yaml"), "--out", str(tmp_path / "p.yaml")) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "placeholder" in err and "kubeflow.image" in err
 
 
 def test_only_training_asks_for_a_gpu_and_tolerates_gpu_nodes(compiled):
@@ -120,10 +147,11 @@ def test_defaults_come_from_params_yaml_and_overrides(compiled):
     assert all(inputs[name]["parameterType"] == "STRUCT" for name in set(PARAMS) - {"kubeflow"})
 
 
-def test_compile_time_settings_follow_params(tmp_path):
+def test_compile_time_settings_follow_params(tmp_path, capsys):
     out = tmp_path / "p.yaml"
     assert mol_pipeline("compile", "--params", str(ROOT / "params.yaml"), "--param", "kubeflow.parallelism=2",
                         "--param", "kubeflow.image=registry.example/mol:abc", "--out", str(out)) == 0
+    assert capsys.readouterr().err == ""  # a real image: no warning
     spec, _ = yaml.safe_load_all(out.read_text())
     assert {e["container"]["image"] for e in executors(spec).values()} == {"registry.example/mol:abc"}
     loop = next(t for t in spec["root"]["dag"]["tasks"].values() if "iteratorPolicy" in t)
@@ -259,10 +287,17 @@ def test_first_steps_run_through_kfp_local(tmp_path, monkeypatch):
     assert synth.output["clips"] == 3
     ingest = ops.ingest_op(**where, data={"dataset": "casme2", "root": "data/synthetic/CASME2_RAW_selected",
                                           "annotations": "data/synthetic/CASME2-coding-synthetic.xlsx", "classes": 5})
-    assert ingest.output["samples"] == 3 and ingest.output["rejects"] == 0
+    assert ingest.outputs["Output"]["samples"] == 3 and ingest.outputs["Output"]["rejects"] == 0
+    manifest = ingest.outputs["manifest"]  # the Dataset artifact: a copy of the run folder's manifest
+    on_volume = tmp_path / "run1" / "data" / "manifest.csv"
+    assert Path(manifest.path).read_bytes() == on_volume.read_bytes()
+    assert manifest.metadata["samples"] == 3 and manifest.metadata["dataset"] == "casme2"
     split = ops.split_op(**where, split={"mode": "loso"}, data={"classes": 5})
-    folds = json.loads((tmp_path / "run1" / "data" / "folds.json").read_text())["folds"]
-    assert split.output == [f["fold"] for f in folds] == [0, 1, 2]
+    document = json.loads((tmp_path / "run1" / "data" / "folds.json").read_text())
+    assert split.outputs["Output"] == [f["fold"] for f in document["folds"]] == [0, 1, 2]
+    folds = split.outputs["folds"]
+    assert json.loads(Path(folds.path).read_text()) == document
+    assert folds.metadata["folds"] == 3 and folds.metadata["manifest_sha256"] == manifest.metadata["sha256"]
 
 
 def test_a_failing_step_fails_the_local_run_with_its_reason(tmp_path):
@@ -278,8 +313,30 @@ def test_a_failing_step_fails_the_local_run_with_its_reason(tmp_path):
     assert (tmp_path / "job7").is_dir()  # empty run name: the folder is named after the job
 
 
+def test_run_local_is_quiet_and_a_failing_step_says_why(tmp_path, capsys, monkeypatch):
+    """A bad data.root fails at ingest: one line per finished step, then the step's own error and the log."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MOL_TRACKING", "off")
+    tiny = ["synth.subjects=2", "synth.videos_per_subject=1", "synth.frames_min=16", "synth.frames_max=16",
+            "data.root=no/such/folder"]
+    assert mol_pipeline("run-local", "--params", str(ROOT / "params.yaml"), *[a for t in tiny for a in ("--param", t)],
+                        "--workdir", "kfp-run") == 2
+    printed = capsys.readouterr()
+    steps = [line for line in printed.out.splitlines() if line.startswith("run-local:")]
+    assert [line.split()[-2:] for line in steps] == [["synth-op:", "success"], ["ingest-op:", "failure"]], printed.out
+    assert "Executing task" not in printed.out + printed.err  # kfp.local's own log went to the file
+    # one line: the step, the reason its stage gave (a UserError raised in the pod), and where the log is
+    assert printed.err.count("\n") == 1 and "Traceback" not in printed.err and "\x1b[" not in printed.err
+    assert "failed at step ingest-op: --root 'no/such/folder' is not a folder" in printed.err
+    assert str(tmp_path / "kfp-run" / "run-local.log") in printed.err
+    assert "Executing task" in (tmp_path / "kfp-run" / "run-local.log").read_text()
+
+
 @pytest.mark.slow
-def test_run_local_runs_the_whole_pipeline(tmp_path, capsys):
+def test_run_local_runs_the_whole_pipeline(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MOL_TRACKING", raising=False)
+    monkeypatch.chdir(tmp_path)  # as a user in the project folder: MLflow's store is ./mlflow.db
     workdir = tmp_path / "kfp-run"
     tiny = ["synth.subjects=3", "synth.videos_per_subject=2", "synth.frames_min=16", "synth.frames_max=16",
             "labels.flow=farneback", "split.mode=loso", "train.steps=1",
@@ -287,19 +344,33 @@ def test_run_local_runs_the_whole_pipeline(tmp_path, capsys):
     overrides = [a for item in tiny for a in ("--param", item)]
     assert mol_pipeline("run-local", "--params", str(ROOT / "params.yaml"), *overrides,
                         "--workdir", str(workdir)) == 0
-    assert "run-local: finished" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "run-local: finished" in printed.out
+    lines = (printed.out + printed.err).splitlines()
+    assert len(lines) < 100, f"{len(lines)} lines printed"  # one per step; kfp.local's log is in the run folder
+    assert "Executing task" in (workdir / "run-local.log").read_text()
     metrics = json.loads((workdir / "reports" / "metrics.json").read_text())
     assert metrics["folds"] == 3 and 0.0 <= metrics["uf1"] <= 1.0
     assert sorted(p.name for p in (workdir / "runs").glob("fold_*/model.safetensors")) == ["model.safetensors"] * 3
     assert metrics["registered"]["name"] == "mol-mer"
+    # each train step published its fold's model as a KFP Model artifact (kfp.local keeps them in the run folder)
+    published = sorted(p for p in (workdir / ".kfp-outputs").rglob("model") if p.is_file())
+    assert len(published) == 3
+    assert {p.stat().st_size for p in published} == {(workdir / "runs/fold_00/model.safetensors").stat().st_size}
 
     from mlflow import MlflowClient
-    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")  # where `mlflow ui` run from here looks
     parent_id = (workdir / "runs" / "parent_run_id.txt").read_text().strip()
-    runs = client.search_runs([client.get_experiment_by_name(PARAMS["mlflow"]["experiment"]).experiment_id])
+    experiment = client.get_experiment_by_name(PARAMS["mlflow"]["experiment"])
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert experiment.artifact_location == (tmp_path / "mlartifacts").as_uri()
+    runs = client.search_runs([experiment.experiment_id])
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_id]
     assert len(children) == 3, "every fold pod attached to the one parent run"
+    assert {c.data.tags["flow_backend"] for c in children} == {"farneback"}
     assert "uf1" in client.get_run(parent_id).data.metrics
+    version = client.get_model_version_by_alias("mol-mer", "champion")
+    assert version.tags["flow_backend"] == "farneback" and version.tags["dataset"] == "casme2"
 
 
 def test_the_paper_profile_is_complete_and_compiles(tmp_path):

@@ -100,6 +100,7 @@ def test_lodo(manifest, tmp_path):
     assert [(f["test_dataset"], f["test_subjects"]) for f in doc["folds"]] == [
         ("casme2", ["casme2/01", "casme2/02"]), ("samm", ["samm/006"])]
     assert doc["folds"][1]["train"] == ["casme2/sub01/a", "casme2/sub01/b", "casme2/sub02/a"]
+    assert doc["datasets"] == ["casme2", "samm"]  # recorded for the models' provenance tags
 
 
 def test_lodo_needs_two_datasets(tmp_path):

@@ -1,5 +1,9 @@
-"""MLflow layout: default SQLite store, parent + nested runs, reattaching, switch-off, S3 artifacts."""
+"""MLflow layout: default SQLite store, parent + nested runs, the experiment kind, system metrics,
+registration with provenance tags and an input example, reattaching, switch-off, S3 artifacts."""
 from __future__ import annotations
+
+import time
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +47,74 @@ def test_parent_and_nested_fold_runs_in_default_store(store):
     top = client.get_run(parent.run_id)
     assert top.data.tags["protocol"] == "final" and top.data.params["steps"] == "3"
     assert top.info.status == "RUNNING"  # a parent stays open until `mol evaluate` ends it
+
+
+def test_experiments_are_model_training_experiments(store):
+    """MLflow 3's UI opens a model-training experiment on its runs, not on the GenAI overview."""
+    from mlflow import MlflowClient
+
+    tracking.start_parent_run("exp-kind", "p", {}, {})
+    client = MlflowClient(tracking_uri=tracking.tracking_uri())
+    assert client.get_experiment_by_name("exp-kind").tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
+    older = client.create_experiment("made-before")  # e.g. by an earlier version: tagged on first use
+    tracking.start_parent_run("made-before", "p", {}, {})
+    assert client.get_experiment(older).tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
+    client.set_experiment_tag(older, tracking.EXPERIMENT_KIND_TAG, "genai_development")  # a user's choice stays
+    tracking.start_parent_run("made-before", "p", {}, {})
+    assert client.get_experiment(older).tags[tracking.EXPERIMENT_KIND_TAG] == "genai_development"
+
+
+def test_system_metrics_are_logged_while_a_fold_runs(store, monkeypatch):
+    from mlflow import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
+    fold = tracking.start_child_run(tracking.start_parent_run("exp-sys", "p", {}, {}), "fold 00", {}, {})
+    with tracking.system_metrics(fold):
+        time.sleep(1.0)  # five sampling intervals
+    fold.finish()
+    logged = MlflowClient(tracking_uri=tracking.tracking_uri()).get_run(fold.run_id).data.metrics
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_percentage"} <= set(logged)
+    with tracking.system_metrics(tracking.Run()):  # tracking off: nothing to monitor
+        pass
+
+
+def test_registered_version_says_what_made_it_without_mlflow_warnings(store, caplog):
+    """The version carries the provenance tags; the model has a signature and an input example, so
+    MLflow logs it without its "input example was not provided" warning."""
+    import warnings
+
+    import torch
+    from mlflow import MlflowClient
+
+    from components.training.checkpoint import save_model
+    from mol_model import MOL
+
+    torch.manual_seed(0)
+    save_model(store / "model.safetensors", MOL(num_classes=3),
+               {"num_classes": 3, "neighbors": 4, "mer_input": "motion", "class_names": ["neg", "pos", "sur"]})
+    made_by = {"dataset": "casme2", "manifest_sha256": "ab" * 32, "flow_backend": "tvl1", "class_names": "neg,pos,sur",
+               "code_version": tracking.code_version(), "precision": "fp32", "protocol": "final"}
+    parent = tracking.start_parent_run("exp-reg", "p", {}, {})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        version = tracking.log_and_register_model(parent, store / "model.safetensors", "mol-test", "champion",
+                                                  tags={"fold": 0, **made_by})
+    said = [str(w.message) for w in caught] + [r.getMessage() for r in caplog.records]
+    assert not [line for line in said if "input example" in line.lower() and "not provided" in line.lower()], said
+    client = MlflowClient(tracking_uri=tracking.tracking_uri())
+    tags = client.get_model_version("mol-test", version).tags
+    assert {key: tags[key] for key in made_by} == made_by and tags["fold"] == "0" and tags["model_sha256"]
+    assert str(client.get_model_version_by_alias("mol-test", "champion").version) == version
+    local = Path(client.download_artifacts(parent.run_id, "model", str(store / "download")))
+    assert {"input_example.json", "serving_input_example.json"} <= {p.name for p in local.iterdir()}
+
+
+def test_code_version_is_the_commit_when_known(monkeypatch, tmp_path):
+    monkeypatch.setenv(tracking.COMMIT_ENV, "feedc0de")  # as the image sets it at build time
+    assert tracking.git_commit() == tracking.code_version() == "feedc0de"
+    monkeypatch.delenv(tracking.COMMIT_ENV)
+    monkeypatch.chdir(tmp_path)  # no git checkout here: the installed package's version
+    assert tracking.git_commit() is None and tracking.code_version().startswith("mol-pipeline ")
 
 
 def test_other_process_reattaches_by_run_id(store):

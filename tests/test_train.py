@@ -23,7 +23,7 @@ from components.training.devices import native_bf16
 from components.training.scoring import collapse_remedies, level_summary
 from components.training.trainer import Trainer, to_device
 
-from fixtures_clips import write_clip_set, write_loso_folds
+from fixtures_clips import FLOW_METHOD, MANIFEST_SHA256, write_clip_set, write_loso_folds
 from mlflow_store import fresh_store
 
 CLASSES = ["neg", "pos"]
@@ -57,6 +57,7 @@ def store(tmp_path_factory):
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", uri)
+        patch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")  # a fold here lasts seconds, not minutes
         patch.delenv("MOL_TRACKING", raising=False)
         yield uri
 
@@ -122,6 +123,12 @@ def test_fold_outputs_follow_the_contract(data, store, straight, capsys):
     assert parent.data.tags["protocol"] == "final" and parent.data.tags["folds_sha256"]
     assert parent.data.params["steps"] == "2" and parent.info.status == "RUNNING"  # evaluate ends it
     assert child.data.tags["protocol"] == "final" and child.info.status == "FINISHED"
+    made_by = {"dataset": "syn", "manifest_sha256": MANIFEST_SHA256, "flow_backend": FLOW_METHOD,
+               "class_names": "neg,pos", "precision": metrics["precision"], "protocol": "final"}
+    assert {key: child.data.tags[key] for key in made_by} == made_by and child.data.tags["code_version"]
+    assert metrics["provenance"] == {**made_by, "code_version": child.data.tags["code_version"]}  # for evaluate
+    assert "system/cpu_utilization_percentage" in child.data.metrics and "system/system_memory_usage_megabytes" \
+        in child.data.metrics
     assert child.data.metrics["video_uf1"] == metrics["video"]["uf1"]
     assert [m.step for m in client.get_metric_history(child.info.run_id, "train/total")] == [1, 2]
     artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}

@@ -1,7 +1,7 @@
 """Cross-validation folds: FOLDS.json (written by `mol split`, read by `mol train`) and the per-fold
 folders of a training run (`RUNS/fold_KK/`, written by `mol train`, read by `mol evaluate`).
 
-FOLDS.json: {"mode", "num_classes", "class_names", "seed", "manifest_sha256", "folds": [{"fold": 0,
+FOLDS.json: {"mode", "num_classes", "class_names", "seed", "manifest_sha256", "datasets", "folds": [{"fold": 0,
 "test_subject": "...", "train": [sample_id, ...], "test": [sample_id, ...]}, ...]}.
 """
 from __future__ import annotations
@@ -31,6 +31,15 @@ def read_folds(path: str | Path) -> dict:
         if absent:
             raise UserError(f"folds file {path}: fold {index} lacks {', '.join(absent)}; recreate it with `mol split`")
     return document
+
+
+def datasets_of(document: dict) -> list[str]:
+    """The data sets a FOLDS.json covers: its `datasets` list, or (files from before it) the first part of
+    its sample ids (`casme2/sub01/EP02_01f`)."""
+    if document.get("datasets"):
+        return list(document["datasets"])
+    return sorted({sample_id.split("/", 1)[0] for fold in document["folds"]
+                   for sample_id in fold["train"] + fold["test"]})
 
 
 def fold_dir(runs: str | Path, fold: int) -> Path:

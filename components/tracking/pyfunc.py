@@ -80,6 +80,13 @@ def signature(names: list[str]):
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
+def input_example() -> np.ndarray:
+    """One clip as the model takes it, stored with the model (and run through it once when logged):
+    uint8 [1, 1, 8, 128, 128], a grey ramp moving one pixel per frame."""
+    ramp = np.add.outer(np.arange(FRAME_SIZE), np.arange(FRAME_SIZE)) % 256
+    return np.stack([np.roll(ramp, shift, axis=1) for shift in range(CLIP_LENGTH)]).astype(np.uint8)[None, None]
+
+
 def requirements() -> list[str]:
     """Pinned to the running versions (given explicitly: MLflow's inference would load the model)."""
     import safetensors
@@ -111,6 +118,7 @@ def log_pyfunc_model(model_path: str | Path, artifact_path: str = "model", regis
             artifacts={"model": str(model_path)},
             code_paths=code_paths(),
             signature=signature(names),
+            input_example=input_example(),
             pip_requirements=requirements(),
             registered_model_name=registered_model_name,
             metadata={"class_names": names},

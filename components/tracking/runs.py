@@ -12,14 +12,23 @@ e.g. `s3://bucket/path` (boto3 reads `MLFLOW_S3_ENDPOINT_URL` and the `AWS_*` va
 
 Runs are driven through `MlflowClient` with explicit run ids rather than the global "active run", so
 a fold can reopen its run after a restart and stages can run in separate processes.
+
+Experiments are created as model-training experiments (tag `mlflow.experimentKind`), so MLflow 3's UI
+opens them on their runs rather than on its GenAI overview. Fold runs log system metrics (CPU, memory,
+disk, network; GPU when nvidia-ml-py is installed) every `MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL` seconds
+(default 10) under `system/`.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 from components.errors import UserError
 
@@ -28,6 +37,9 @@ PARENT_RECORD = "parent_run_id.txt"  # in a training run's folder: the parent ru
 SWITCH_ENV = "MOL_TRACKING"
 DEFAULT_DB = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlartifacts"
+# MLflow 3's experiment kinds (its UI's own tag values): a model-training experiment opens on its runs
+EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
+COMMIT_ENV = "MOL_GIT_COMMIT"  # the commit an image was built from (Dockerfile ARG), where no .git exists
 
 
 def tracking_enabled(requested: bool = True) -> bool:
@@ -49,6 +61,8 @@ def _client():
 
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)  # the fluent API (model logging) must agree; this also sets the env variable
+    if not sys.stderr.isatty():  # as our own bars: in a log, every update of a bar is a line
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -60,19 +74,43 @@ def experiment_id(client, name: str, artifact_location: str | None = None) -> st
         if experiment.lifecycle_stage == "deleted":
             raise UserError(f"MLflow experiment '{name}' is deleted; restore it in the MLflow UI or pass "
                             "another --experiment")
+        if EXPERIMENT_KIND_TAG not in experiment.tags:  # made before this tag, or by hand: a user's choice stays
+            client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
         return experiment.experiment_id
     if artifact_location is None and tracking_uri() == default_uri():
         artifact_location = Path(DEFAULT_ARTIFACTS).resolve().as_uri()
-    return client.create_experiment(name, artifact_location=artifact_location)
+    return client.create_experiment(name, artifact_location=artifact_location,
+                                    tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
+
+
+def prepare_experiment(name: str) -> str:
+    """Create experiment `name` in the current store if it is new (see experiment_id); return its id."""
+    return experiment_id(_client(), name)
 
 
 def git_commit() -> str | None:
-    """The working directory's git commit, if it is a git checkout."""
+    """The code's git commit: MOL_GIT_COMMIT (set in the image at build time), else the working
+    directory's, if it is a git checkout."""
+    if os.environ.get(COMMIT_ENV, "").strip():
+        return os.environ[COMMIT_ENV].strip()
     try:
         result = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return result.stdout.strip() if result.returncode == 0 else None
+
+
+def code_version() -> str:
+    """The git commit when known, else the installed package's version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    commit = git_commit()
+    if commit:
+        return commit
+    try:
+        return f"mol-pipeline {version('mol-pipeline')}"
+    except PackageNotFoundError:
+        return "unknown"
 
 
 class Run:
@@ -119,6 +157,23 @@ class Run:
         if self.active:
             self.flush()
             self.client.set_terminated(self.run_id, status)
+
+
+@contextlib.contextmanager
+def system_metrics(run: Run) -> Iterator[None]:
+    """Log CPU, memory, disk, network (and GPU, with nvidia-ml-py) use to `run` while the block runs."""
+    if not run.active:
+        yield
+        return
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # no start/stop/"no GPU" lines per fold
+    monitor = SystemMetricsMonitor(run.run_id, resume_logging=True, tracking_uri=tracking_uri())
+    monitor.start()
+    try:
+        yield
+    finally:
+        monitor.finish()
 
 
 def start_parent_run(experiment: str, run_name: str, params: dict, tags: dict,

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from components.errors import UserError
-from components.io import sample_file_stem
+from components.io import progress_bar, sample_file_stem
 from components.vision.clips import CLIP_ARRAYS, crop_clips, eval_offsets, random_offsets, sample_key
 from mol_model.clips import CLIP_LENGTH
 
@@ -102,6 +101,17 @@ def check_clips_dir(clips_dir: str | Path) -> None:
                         f"`mol labels --out {folder}`")
 
 
+def flow_backend(clips_dir: str | Path, sample_ids: list[str]) -> str:
+    """The flow-label backend (`mol labels --flow`) of these samples' clip files ('a+b' if they differ)."""
+    methods = set()
+    for sid in sample_ids:
+        path = clip_path(clips_dir, sid)
+        if path.is_file():
+            with np.load(path, allow_pickle=False) as data:  # reads just this member
+                methods.add(str(data["flow_method"]) if "flow_method" in data.files else "unknown")
+    return "+".join(sorted(methods)) or "unknown"
+
+
 def _read_sample(path: Path, num_classes: int) -> tuple[int, str, list[np.ndarray]]:
     """(label, subject, [frames, flow, landmarks]) of one clip file, shapes checked."""
     try:
@@ -132,7 +142,7 @@ def load_clips(clips_dir: str | Path, sample_ids: list[str], num_classes: int, d
     for sid in sample_ids:
         (found if clip_path(clips_dir, sid).is_file() else missing).append(sid)
     labels, subjects, arrays = [], [], []
-    for sid in tqdm(found, desc=desc, unit="file", leave=False):
+    for sid in progress_bar(found, desc=desc, unit="file", leave=False):
         label, subject, views = _read_sample(clip_path(clips_dir, sid), num_classes)
         labels.append(label)
         subjects.append(subject)

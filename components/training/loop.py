@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from components.errors import UserError
+from components.io import progress_bar
 from components.tracking.runs import Run
 from components.training.data import BatchSampler, ClipSet
 from components.training.resume import FoldState, save_resume
@@ -24,7 +24,7 @@ def train_steps(trainer: Trainer, sampler: BatchSampler, train_set: ClipSet, sel
     set, end with its best step's weights loaded. False when it stopped early (after `stop_after` steps)."""
     config, num_classes = trainer.config, trainer.model.num_classes
     start, began = fold_state.step, time.perf_counter()
-    bar = tqdm(total=config.steps, initial=start, desc=desc, unit="step", dynamic_ncols=True)
+    bar = progress_bar(total=config.steps, initial=start, desc=desc, unit="step", dynamic_ncols=True)
     for step in range(start, config.steps):
         clips = sampler.batch(step)
         losses = trainer.step(train_set.batch(clips, train_set.training_offsets(clips, config.seed, step, config.crops)))
