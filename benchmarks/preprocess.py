@@ -41,15 +41,8 @@ from components.labels import labels
 from components.synth import synth
 from components.synthetic.truth import inverse_affine, load_ground_truth, true_aligned_flow
 from components.vision.clips import CROP_SIZE, EVAL_OFFSET, clip_indices, eval_crops, random_offsets, sample_key
-from components.vision.face import (
-    ALIGN_SIZE,
-    alignment_matrix,
-    detect_faces,
-    detect_landmarks,
-    landmarks_in_box,
-    predictor_path,
-    transform_points,
-)
+from components.vision.face import (ALIGN_SIZE, alignment_matrix, detect_faces, detect_landmarks, landmarks_in_box,
+                                    predictor_path, transform_points)
 from components.vision.flow import FLOW_METHODS
 from components.vision.frames import read_gray
 from mol_model.metrics import landmark_nme

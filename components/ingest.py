@@ -14,14 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from components.config import DataSettings, add_params_argument, params_from_args
-from components.data import (
-    ADAPTERS,
-    MANIFEST_COLUMNS,
-    REJECT_COLUMNS,
-    read_manifest,
-    resolve_frames_dir,
-    stored_frames_dir,
-)
+from components.data import (ADAPTERS, MANIFEST_COLUMNS, REJECT_COLUMNS, read_manifest, resolve_frames_dir,
+                             stored_frames_dir)
 from components.data.samples import Checked, Reject, check_sample
 from components.errors import UserError
 from components.io import write_csv

@@ -30,13 +30,8 @@ from components.io import progress_bar, write_json, write_npz
 from components.reports.prediction import write_pictures
 from components.tracking.pyfunc import fetch_model_file
 from components.tracking.runs import DEFAULT_DB
-from components.training.checkpoint import (
-    OFFICIAL_CLASS_NAMES,
-    class_names,
-    generic_class_names,
-    load_model,
-    load_official_checkpoint,
-)
+from components.training.checkpoint import (OFFICIAL_CLASS_NAMES, class_names, generic_class_names, load_model,
+                                            load_official_checkpoint)
 from components.training.devices import bf16_autocast, native_bf16, pick_device, precision_label
 from components.training.scoring import probabilities
 from components.vision.clips import clip_indices, crop_clips, eval_offsets

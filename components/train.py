@@ -38,17 +38,8 @@ from components.io import write_csv, write_json, write_npz, write_text
 from components.reports.plots import confusion_matrix_figure, training_curves_figure
 from components.tracking import runs as tracking
 from components.training.checkpoint import NORMALIZATION, save_model
-from components.training.data import (
-    BatchSampler,
-    ClipSet,
-    check_clips_dir,
-    class_weights,
-    cropped,
-    flow_backend,
-    hold_out_validation,
-    load_clips,
-    sample_clips,
-)
+from components.training.data import (BatchSampler, ClipSet, check_clips_dir, class_weights, cropped, flow_backend,
+                                      hold_out_validation, load_clips, sample_clips)
 from components.training.devices import pick_device, precision_label
 from components.training.loop import train_steps
 from components.training.resume import FoldState, check_same_settings, load_resume

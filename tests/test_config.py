@@ -5,14 +5,8 @@ from pathlib import Path
 import pytest
 
 from components.cli import main
-from components.config import (
-    SECTIONS,
-    ExecutionSettings,
-    TrainSettings,
-    add_params_argument,
-    load_params,
-    markdown_reference,
-)
+from components.config import (SECTIONS, ExecutionSettings, TrainSettings, add_params_argument, load_params,
+                               markdown_reference)
 from components.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]

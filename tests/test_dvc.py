@@ -20,17 +20,8 @@ import pytest
 import yaml
 
 from components import cli
-from components.config import (
-    AlignSettings,
-    DataSettings,
-    EvaluateSettings,
-    LabelsSettings,
-    MlflowSettings,
-    SplitSettings,
-    SynthSettings,
-    TrainSettings,
-    load_params,
-)
+from components.config import (AlignSettings, DataSettings, EvaluateSettings, LabelsSettings, MlflowSettings,
+                               SplitSettings, SynthSettings, TrainSettings, load_params)
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = Path(sys.executable).parent / "dvc"

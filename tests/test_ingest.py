@@ -8,27 +8,13 @@ import pytest
 
 from components.cli import main
 from components.config import DataSettings
-from components.data import (
-    MANIFEST_COLUMNS,
-    REJECT_COLUMNS,
-    frame_number,
-    list_frames,
-    read_manifest,
-    resolve_frames_dir,
-    stored_frames_dir,
-)
+from components.data import (MANIFEST_COLUMNS, REJECT_COLUMNS, frame_number, list_frames, read_manifest,
+                             resolve_frames_dir, stored_frames_dir)
 from components.errors import UserError
 from components.ingest import ingest
 
-from fixtures_datasets import (
-    build_casme2,
-    build_samm,
-    build_smic,
-    numbered,
-    write_casme2_sheet,
-    write_frames,
-    write_samm_sheet,
-)
+from fixtures_datasets import (build_casme2, build_samm, build_smic, numbered, write_casme2_sheet, write_frames,
+                               write_samm_sheet)
 
 
 def records(table: pd.DataFrame) -> list[dict]:

@@ -8,13 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.config import (
-    PLACEHOLDER_IMAGE,
-    KubeflowSettings,
-    SplitSettings,
-    TrainSettings,
-    load_params,
-)
+from components.config import PLACEHOLDER_IMAGE, KubeflowSettings, SplitSettings, TrainSettings, load_params
 from components.errors import UserError
 from pipeline import cli
 

@@ -17,16 +17,8 @@ import pandas as pd
 
 from components.data.classes import dataset_label_map
 from components.data.manifest import list_frames
-from components.data.samples import (
-    Reject,
-    Sample,
-    canonical_subject,
-    cell_frame,
-    cell_text,
-    subfolders,
-    unsafe_name,
-    walk,
-)
+from components.data.samples import (Reject, Sample, canonical_subject, cell_frame, cell_text, subfolders, unsafe_name,
+                                     walk)
 from components.errors import UserError
 
 HEADER_SEARCH_ROWS = 30

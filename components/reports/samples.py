@@ -13,18 +13,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from components.io import sample_file_stem
-from components.reports.drawing import (
-    BLUE,
-    GREEN,
-    RED,
-    color_wheel,
-    draw_landmarks,
-    flow_magnitude,
-    flow_scale,
-    flow_to_color,
-    save_figure,
-    show,
-)
+from components.reports.drawing import (BLUE, GREEN, RED, color_wheel, draw_landmarks, flow_magnitude, flow_scale,
+                                        flow_to_color, save_figure, show)
 from mol_model.metrics import flow_epe, landmark_nme
 
 

@@ -14,16 +14,8 @@ import numpy as np
 
 from components.io import atomic_path
 from components.synthetic.faces import FRAME_HEIGHT, FRAME_WIDTH, Subject, neutral_sample
-from components.synthetic.motion import (
-    ACTION_UNITS,
-    BLINK,
-    EMOTIONS,
-    Bumps,
-    ClipMotion,
-    landmark_bumps,
-    pixel_grid,
-    raised_cosine,
-)
+from components.synthetic.motion import (ACTION_UNITS, BLINK, EMOTIONS, Bumps, ClipMotion, landmark_bumps, pixel_grid,
+                                         raised_cosine)
 from components.synthetic.truth import ground_truth_path, write_ground_truth
 
 FRAMES_FOLDER = "CASME2_RAW_selected"
