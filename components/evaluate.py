@@ -31,10 +31,12 @@ from components.io import write_csv, write_json
 from components.reports.plots import confusion_matrix_figure, per_fold_figure
 from components.reports.samples import sample_figures
 from components.tracking import runs as tracking
-from components.training.scoring import LEVELS, METRICS, collapse_message, collapse_remedies, level_summary, summary_of
+from components.training.scoring import (LEVELS, METRICS, chance_summary, collapse_message, collapse_remedies,
+                                         level_summary, majority_summary, summary_of)
 
 HEADLINE = ("uf1", "uar", "acc", "flow_epe", "landmark_nme")  # video level, as in metrics.json's top level
-BASELINES = ("flow_epe_zero", "landmark_nme_mean_shape")      # in the headline once evaluate computes them
+BASELINES = ("uf1_chance", "uf1_majority", "flow_epe_zero", "landmark_nme_mean_shape")  # the same, trivially
+CLIP_MEANS = ("flow_epe", "landmark_nme", "flow_epe_zero", "landmark_nme_mean_shape")  # pooled over test clips
 
 
 # ---------------------------------------------------------------------------------------------- reading runs
@@ -86,8 +88,14 @@ def pool(folds: list[dict], predictions: pd.DataFrame, num_classes: int) -> dict
     pooled = {level: summary_of(np.sum([np.array(f[level]["confusion_matrix"]) for f in folds], axis=0))
               for level in LEVELS}
     clips = np.array([f["n_test_clips"] for f in folds], dtype=float)
-    for key in ("flow_epe", "landmark_nme"):
-        pooled[key] = float(np.sum(clips * [f[key] for f in folds]) / clips.sum())
+    for key in CLIP_MEANS:
+        if all(key in f for f in folds):
+            pooled[key] = float(np.sum(clips * [f[key] for f in folds]) / clips.sum())
+    if all("majority_class" in f for f in folds):  # each test video against its fold's majority class
+        labels = predictions["label"].to_numpy()
+        majority = predictions["fold"].map({f["fold"]: f["majority_class"] for f in folds}).to_numpy()
+        pooled["baselines"] = {"chance": chance_summary(labels, num_classes),
+                               "majority": majority_summary(labels, majority, num_classes)}
     datasets = sorted(predictions["dataset"].unique())
     if len(datasets) > 1:
         pooled["per_dataset"] = {}
@@ -145,8 +153,10 @@ def evaluate(runs: str | Path, out: str | Path, settings: EvaluateSettings = Eva
               f"{collapse_remedies(TrainSettings.from_mapping(folds[0]['config'], str(runs)))}")
     champion = best_fold(folds)
     headline = pooled["video"]
-    metrics = {**{k: headline[k] for k in METRICS}, "flow_epe": pooled["flow_epe"],
-               "landmark_nme": pooled["landmark_nme"], "level": "video",
+    baselines = pooled.get("baselines", {})
+    metrics = {**{k: headline[k] for k in METRICS}, **{k: pooled[k] for k in CLIP_MEANS if k in pooled},
+               **{f"uf1_{name}": b["uf1"] for name, b in baselines.items()},
+               **({"baselines": baselines} if baselines else {}), "level": "video",
                "video": pooled["video"], "clip": pooled["clip"],
                **({"per_dataset": pooled["per_dataset"]} if "per_dataset" in pooled else {}),
                "num_classes": num_classes, "class_names": class_names, "folds": len(folds),
@@ -165,13 +175,18 @@ def evaluate(runs: str | Path, out: str | Path, settings: EvaluateSettings = Eva
     confusion_matrix_figure(np.array(pooled["clip"]["confusion_matrix"]), class_names,
                             out / "confusion_matrix_clip.png", f"{pooled_folds}, clip level")
     per_fold_figure(table["test_subject"].tolist(), table["video_uf1"].tolist(), table["video_uar"].tolist(),
-                    out / "per_fold.png", "video-level UF1 / UAR per fold (test subject)")
+                    out / "per_fold.png", "video-level UF1 / UAR per fold (test subject)",
+                    {f"{name} UF1": b["uf1"] for name, b in baselines.items()})
     sample_figures(champion, out, aligned, truth)
     write_json(out / "metrics.json", metrics)
     write_json(out / "headline.json", headline_of(metrics))
     print(f"evaluate: {pooled_folds}, {headline['n']} videos: UF1 {headline['uf1']:.3f}, UAR {headline['uar']:.3f}, "
           f"acc {headline['acc']:.3f} (clip level UF1 {pooled['clip']['uf1']:.3f}); flow EPE {pooled['flow_epe']:.3f} px, "
           f"landmark NME {pooled['landmark_nme']:.4f} -> {out / 'metrics.json'}")
+    if baselines and "flow_epe_zero" in pooled and "landmark_nme_mean_shape" in pooled:
+        print(f"evaluate: trivial baselines: UF1 {baselines['chance']['uf1']:.3f} by chance, "
+              f"{baselines['majority']['uf1']:.3f} for the majority class; flow EPE {pooled['flow_epe_zero']:.3f} px "
+              f"predicting no motion; landmark NME {pooled['landmark_nme_mean_shape']:.4f} for the mean shape")
 
     if tracking.tracking_enabled(track):
         metrics["registered"] = _track(runs, out, metrics, champion, settings, parent_run_id, experiment)
@@ -196,7 +211,7 @@ def _track(runs: Path, out: Path, metrics: dict, champion: dict, settings: Evalu
         print("evaluate: no parent run recorded for these folds (trained with --no-mlflow?); starting a new run")
         parent = tracking.start_parent_run(experiment, f"evaluate {runs.name}", {"runs": str(runs)},
                                            {"protocol": ",".join(metrics["selection"])})
-    flat = {k: metrics[k] for k in (*METRICS, "flow_epe", "landmark_nme")}
+    flat = {k: metrics[k] for k in (*METRICS, *CLIP_MEANS, "uf1_chance", "uf1_majority") if k in metrics}
     flat |= {f"clip_{k}": metrics["clip"][k] for k in METRICS}
     for name, scores in metrics.get("per_dataset", {}).items():
         flat |= {f"{name}_{k}": scores["video"][k] for k in ("uf1", "uar")}

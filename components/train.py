@@ -43,7 +43,8 @@ from components.training.data import (BatchSampler, ClipSet, check_clips_dir, cl
 from components.training.devices import pick_device, precision_label
 from components.training.loop import train_steps
 from components.training.resume import FoldState, check_same_settings, load_resume
-from components.training.scoring import collapse_message, collapse_remedies, probabilities, score, video_logits
+from components.training.scoring import (chance_summary, collapse_message, collapse_remedies, majority_summary,
+                                         probabilities, score, video_logits)
 from components.training.trainer import LOSS_TERMS, Trainer
 from mol_model.memory import keep_freed_memory
 
@@ -175,7 +176,7 @@ def train_fold(clips_dir: str | Path, spec: dict, folds_doc: dict, out: str | Pa
                 return None
             info |= {"val_subjects": val_subjects, "n_train_clips": len(train_set), "missing_clip_files": missing,
                      "provenance": made_by}
-            metrics = finish_fold(trainer, test_set, folds_doc, info, fold_state, where, run)
+            metrics = finish_fold(trainer, train_set, test_set, folds_doc, info, fold_state, where, run)
     except BaseException as e:
         run.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
         raise
@@ -194,13 +195,16 @@ def provenance(folds_doc: dict, clips_dir: str | Path, spec: dict, config: Train
             "precision": precision, "protocol": config.protocol}
 
 
-def finish_fold(trainer: Trainer, test_set: ClipSet, folds_doc: dict, info: dict, fold_state: FoldState,
-                where: Path, run: tracking.Run) -> dict:
-    """Evaluate the chosen weights on the test subject; write the model, metrics, log and plots."""
+def finish_fold(trainer: Trainer, train_set: ClipSet, test_set: ClipSet, folds_doc: dict, info: dict,
+                fold_state: FoldState, where: Path, run: tracking.Run) -> dict:
+    """Evaluate the chosen weights on the test subject beside the trivial baselines (no motion, the training
+    clips' mean landmark shape, chance, the training set's majority class); write the model, metrics, log
+    and plots."""
     config = trainer.config
     num_classes, class_names = int(folds_doc["num_classes"]), list(folds_doc["class_names"])
     picks = sample_clips(test_set)
-    evaluation = trainer.evaluate(test_set, keep=picks)
+    evaluation = trainer.evaluate(test_set, keep=picks, mean_shape=train_set.mean_shape())
+    majority = int(np.bincount(train_set.labels, minlength=num_classes).argmax())  # by training videos
     logits = evaluation["logits"]  # [N clips, C]
     scores = score(test_set, logits, num_classes)
     video_probabilities = probabilities(video_logits(logits, test_set.clip_sample, len(test_set.sample_ids)))
@@ -221,6 +225,10 @@ def finish_fold(trainer: Trainer, test_set: ClipSet, folds_doc: dict, info: dict
         "num_classes": num_classes, "class_names": class_names,
         "clip": scores["clip"], "video": scores["video"],
         "flow_epe": evaluation["flow_epe"], "landmark_nme": evaluation["landmark_nme"],
+        "flow_epe_zero": evaluation["flow_epe_zero"], "landmark_nme_mean_shape": evaluation["landmark_nme_mean_shape"],
+        "majority_class": majority,
+        "baselines": {"chance": chance_summary(test_set.labels, num_classes),
+                      "majority": majority_summary(test_set.labels, majority, num_classes)},
         "test_losses": evaluation["losses"],
         "final_train_losses": {t: float(np.mean([r[t] for r in recent])) for t in LOSS_TERMS},
         "collapsed": collapse is not None, "collapse_warning": collapse,
@@ -246,7 +254,8 @@ def finish_fold(trainer: Trainer, test_set: ClipSet, folds_doc: dict, info: dict
 
     run.log_metrics({f"{level}_{name}": scores[level][name] for level in ("clip", "video")
                      for name in ("acc", "uf1", "uar", "war", "wf1")}
-                    | {"flow_epe": metrics["flow_epe"], "landmark_nme": metrics["landmark_nme"]}
+                    | {k: metrics[k] for k in ("flow_epe", "landmark_nme", "flow_epe_zero", "landmark_nme_mean_shape")}
+                    | {f"video_uf1_{b}": metrics["baselines"][b]["uf1"] for b in ("chance", "majority")}
                     | {f"test/{t}": v for t, v in evaluation["losses"].items()}, step=config.steps)
     run.set_tags({"selection": config.selection, "selected_step": selected_step, "collapsed": metrics["collapsed"],
                   "device": metrics["device"], "precision": metrics["precision"]})
@@ -254,8 +263,10 @@ def finish_fold(trainer: Trainer, test_set: ClipSet, folds_doc: dict, info: dict
     for name in ("metrics.json", "train_log.csv", "training_curves.png", "confusion_matrix.png"):
         run.log_artifact(where / name)
     print(f"train: fold {info['fold']} ({info['test_subject']}): video UF1 {scores['video']['uf1']:.3f} "
-          f"UAR {scores['video']['uar']:.3f}, clip UF1 {scores['clip']['uf1']:.3f}; flow EPE "
-          f"{metrics['flow_epe']:.3f} px, landmark NME {metrics['landmark_nme']:.4f} -> {where}")
+          f"UAR {scores['video']['uar']:.3f} (majority class {metrics['baselines']['majority']['uf1']:.3f}), clip UF1 "
+          f"{scores['clip']['uf1']:.3f}; flow EPE {metrics['flow_epe']:.3f} px (zero flow "
+          f"{metrics['flow_epe_zero']:.3f}), landmark NME {metrics['landmark_nme']:.4f} (mean shape "
+          f"{metrics['landmark_nme_mean_shape']:.4f}) -> {where}")
     return metrics
 
 

@@ -20,7 +20,7 @@ from components.train import train
 from components.training.checkpoint import load_model, read_config
 from components.training.data import BatchSampler, class_weights, cropped, hold_out_validation, load_clips
 from components.training.devices import native_bf16
-from components.training.scoring import collapse_remedies, level_summary
+from components.training.scoring import chance_summary, collapse_remedies, level_summary, majority_summary
 from components.training.trainer import Trainer, to_device
 
 from fixtures_clips import FLOW_METHOD, MANIFEST_SHA256, write_clip_set, write_loso_folds
@@ -169,7 +169,16 @@ def test_fold_keeps_samples_that_evaluate_draws(data, straight, tmp_path):
     np.testing.assert_allclose(got["pred_flow"], prediction.flow.float().numpy(), atol=2e-2, rtol=2e-3)
     np.testing.assert_allclose(got["pred_landmarks"], prediction.landmarks.float().numpy(), atol=1e-3)
 
-    evaluate(out, tmp_path / "eval", track=False)
+    pooled = evaluate(out, tmp_path / "eval", track=False)
+    # the pooled report shows each score beside its trivial baseline, from the fold's own figures
+    fold = json.loads((out / "fold_01/metrics.json").read_text())
+    assert pooled["flow_epe_zero"] == pytest.approx(fold["flow_epe_zero"])
+    assert pooled["landmark_nme_mean_shape"] == pytest.approx(fold["landmark_nme_mean_shape"])
+    assert pooled["uf1_majority"] == fold["baselines"]["majority"]["uf1"]
+    assert pooled["baselines"]["chance"]["uar"] == pytest.approx(0.5)
+    headline = json.loads((tmp_path / "eval" / "headline.json").read_text())
+    assert {"uf1", "uf1_chance", "uf1_majority", "flow_epe", "flow_epe_zero", "landmark_nme",
+            "landmark_nme_mean_shape"} <= set(headline)
     for name in ("flow_samples.png", "landmark_samples.png"):
         image = np.asarray(Image.open(tmp_path / "eval" / name).convert("RGB"))
         assert image.shape[0] >= 200 and image.shape[1] >= 300 and image.std() > 0
@@ -278,6 +287,32 @@ def test_training_crops_are_fresh_or_fixed_and_a_function_of_the_step(data):
     np.testing.assert_array_equal(on_device["landmarks"].numpy(), here["landmarks"])
     np.testing.assert_array_equal(on_device["flow"].numpy(), here["flow"].astype(np.float32))
     assert on_device["video"].shape == (2, 1, 8, 128, 128)
+
+
+def test_baselines_are_computed_on_the_same_crops(data):
+    folds = json.loads((data / "folds.json").read_text())
+    train_set = load_clips(data / "clips", folds["folds"][1]["train"], 2)
+    test_set = load_clips(data / "clips", folds["folds"][1]["test"], 2)
+    trainer = Trainer(TINY, 2, torch.device("cpu"), None, eval_batch_size=8)
+    result = trainer.evaluate(test_set, mean_shape=train_set.mean_shape())
+    batch = cropped(test_set.batch(np.arange(len(test_set))))  # the evaluation crop, as scored
+    flow = batch["flow"].astype(np.float64)  # [N, 7, 2, 128, 128]
+    assert result["flow_epe_zero"] == pytest.approx(np.sqrt((flow ** 2).sum(axis=2)).mean())
+    shape = np.concatenate(train_set.landmarks).astype(np.float64).mean(axis=(0, 1)) - 8  # into the (8, 8) crop
+    target = batch["landmarks"][:, 1:].astype(np.float64)  # frames 1..7, as the model predicts them
+    eyes = np.linalg.norm(target[..., 42:48, :].mean(-2) - target[..., 36:42, :].mean(-2), axis=-1)
+    expected = (np.linalg.norm(shape - target, axis=-1).mean(-1) / eyes).mean()
+    assert result["landmark_nme_mean_shape"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_expression_baselines_by_hand():
+    labels = np.array([0, 0, 0, 1])
+    chance = chance_summary(labels, 2)  # expected counts [[1.5, 1.5], [0.5, 0.5]]
+    assert chance["uar"] == pytest.approx(0.5) and chance["acc"] == pytest.approx(0.5)
+    assert chance["uf1"] == pytest.approx((2 * 1.5 / (3 + 2) + 2 * 0.5 / (1 + 2)) / 2)
+    majority = majority_summary(labels, 0, 2)  # [[3, 0], [1, 0]]
+    assert (majority["acc"], majority["uar"]) == (0.75, 0.5)
+    assert majority["uf1"] == pytest.approx((2 * 3 / (3 + 4) + 0) / 2)
 
 
 def test_validation_subjects_leave_the_training_set(data):

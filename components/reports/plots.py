@@ -50,14 +50,17 @@ def confusion_matrix_figure(cm: np.ndarray, class_names: list[str], path: str | 
 
 
 def per_fold_figure(folds: list[str], uf1: list[float], uar: list[float], path: str | Path,
-                    title: str = "") -> None:
-    """Grouped UF1/UAR bars, one group per fold (labelled by its test subject)."""
+                    title: str = "", baselines: dict[str, float] | None = None) -> None:
+    """Grouped UF1/UAR bars, one group per fold (labelled by its test subject), and a dashed line per
+    pooled trivial baseline (`{"chance UF1": 0.2, ...}`)."""
     x = np.arange(len(folds))
     fig = Figure(figsize=(max(6.0, 0.45 * len(folds) + 2), 4))
     ax = fig.subplots()
     ax.bar(x - 0.2, uf1, width=0.4, label="UF1")
     ax.bar(x + 0.2, uar, width=0.4, label="UAR")
     ax.set_xticks(x, folds, rotation=60, ha="right", fontsize=8)
+    for (name, value), style in zip((baselines or {}).items(), ("--", ":", "-.")):
+        ax.axhline(value, color="0.3", linestyle=style, linewidth=1, label=f"{name} {value:.2f}")
     ax.set_ylim(0, 1)
     ax.set_ylabel("score")
     ax.set_title(title or "per fold (test subject)")

@@ -59,6 +59,12 @@ class ClipSet:
         return ClipSet(pick(self.sample_ids), self.labels[positions], pick(self.subjects), pick(self.frames),
                        pick(self.flows), pick(self.landmarks))
 
+    def mean_shape(self) -> np.ndarray:
+        """The mean landmark shape over every clip and frame, float32 [68, 2] (aligned coordinates): what
+        the landmark baseline predicts."""
+        return np.average([lm.mean(axis=(0, 1)) for lm in self.landmarks], axis=0,
+                          weights=[len(lm) for lm in self.landmarks]).astype(np.float32)
+
     def batch(self, indices: np.ndarray, offsets: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Gather clips uncropped, dtypes as stored: video uint8 [B,T,144,144], flow [B,T-1,2,144,144],
         landmarks [B,T,68,2], label int64 [B], and offsets [B,2] (x, y) of their crops (default: the

@@ -25,7 +25,20 @@ def level_summary(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> d
 def summary_of(cm: np.ndarray) -> dict:
     scores = classification_metrics(np.asarray(cm))
     return {"confusion_matrix": np.asarray(cm).tolist(), **{k: float(scores[k]) for k in METRICS},
-            "n": int(np.sum(cm))}
+            "n": int(round(float(np.sum(cm))))}
+
+
+def chance_summary(y_true: np.ndarray, num_classes: int) -> dict:
+    """The scores of guessing every class with equal probability, from its expected confusion matrix: the
+    n_i items of class i spread evenly over the classes (UAR = acc = 1 / classes)."""
+    support = np.bincount(np.asarray(y_true, dtype=np.int64), minlength=num_classes)
+    return summary_of(np.outer(support, np.full(num_classes, 1 / num_classes)))
+
+
+def majority_summary(y_true: np.ndarray, majority: np.ndarray | int, num_classes: int) -> dict:
+    """The scores of predicting the training set's most frequent class (per item, or one for all)."""
+    y_true = np.asarray(y_true)
+    return level_summary(y_true, np.broadcast_to(np.asarray(majority), y_true.shape), num_classes)
 
 
 def video_logits(clip_logits: np.ndarray, clip_sample: np.ndarray, n_samples: int) -> np.ndarray:
@@ -34,7 +47,6 @@ def video_logits(clip_logits: np.ndarray, clip_sample: np.ndarray, n_samples: in
     np.add.at(sums, clip_sample, clip_logits)
     counts = np.bincount(clip_sample, minlength=n_samples)[:, None]
     return (sums / np.maximum(counts, 1)).astype(np.float32)
-
 
 
 def probabilities(logits: np.ndarray) -> np.ndarray:

@@ -65,11 +65,15 @@ class Trainer:
         return {k: float(v.detach()) for k, v in terms.items()}
 
     @torch.inference_mode()
-    def evaluate(self, clips: ClipSet, keep: np.ndarray | None = None) -> dict:
-        """Clip logits [N, C] and the mean flow EPE, landmark NME and loss terms over the clips; with `keep`
-        (sorted clip indices [K]) also those clips' predicted flow [K,T-1,2,H,W] and landmarks [K,T-1,68,2]."""
+    def evaluate(self, clips: ClipSet, keep: np.ndarray | None = None, mean_shape: np.ndarray | None = None) -> dict:
+        """Clip logits [N, C] and the mean flow EPE, landmark NME and loss terms over the clips, with the
+        trivial baselines on the same crops: `flow_epe_zero` (no motion predicted) and, given the training
+        clips' `mean_shape` [68, 2], `landmark_nme_mean_shape`. With `keep` (sorted clip indices [K]) also
+        those clips' predicted flow [K,T-1,2,H,W] and landmarks [K,T-1,68,2]."""
         self.model.eval()
-        logits, sums = [], dict.fromkeys(("flow_epe", "landmark_nme", *LOSS_TERMS), 0.0)
+        measures = ("flow_epe", "landmark_nme", "flow_epe_zero") + (() if mean_shape is None else
+                                                                    ("landmark_nme_mean_shape",))
+        logits, sums = [], dict.fromkeys((*measures, *LOSS_TERMS), 0.0)
         kept_flow, kept_landmarks = [], []
         for start in range(0, len(clips), self.eval_batch_size):
             index = np.arange(start, min(start + self.eval_batch_size, len(clips)))
@@ -84,11 +88,16 @@ class Trainer:
             n = len(index)
             sums["flow_epe"] += n * flow_epe(out.flow, batch["flow"])
             sums["landmark_nme"] += n * landmark_nme(out.landmarks, batch["landmarks"][:, 1:])  # frames 1..T-1
+            sums["flow_epe_zero"] += n * flow_epe(torch.zeros_like(batch["flow"]), batch["flow"])
+            if mean_shape is not None:  # the training mean shape, moved into each clip's crop
+                shape = torch.from_numpy(mean_shape - batch["offsets"][:, None, :].astype(np.float32))  # [n,68,2]
+                sums["landmark_nme_mean_shape"] += n * landmark_nme(
+                    shape[:, None].expand_as(out.landmarks), batch["landmarks"][:, 1:])
             for k, v in self.losses(batch, out).items():
                 sums[k] += n * float(v)
         means = {k: v / len(clips) for k, v in sums.items()}
-        result = {"logits": np.concatenate(logits), "flow_epe": means["flow_epe"],
-                  "landmark_nme": means["landmark_nme"], "losses": {k: means[k] for k in LOSS_TERMS}}
+        result = {"logits": np.concatenate(logits), **{k: means[k] for k in measures},
+                  "losses": {k: means[k] for k in LOSS_TERMS}}
         if keep is not None:
             result["kept_flow"], result["kept_landmarks"] = np.concatenate(kept_flow), np.concatenate(kept_landmarks)
         return result
