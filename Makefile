@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow bench lock clean-venv
+.PHONY: run test test-fast bench lock clean-venv
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -17,13 +17,13 @@ run: $(STAMP)
 	@[ -d .git ] || git init --quiet
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
-## make test: install, then run the fast test suite
+## make test: install, then run every test, the end-to-end ones included (CI runs this)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-## make test-slow: the end-to-end tests (minutes)
-test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow
+## make test-fast: the tests without the slow end-to-end ones
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 ## make bench: speed tables for the model and preprocessing
 bench: $(STAMP)

@@ -244,7 +244,8 @@ def test_dvc_repro_status_and_exp_run_on_a_tiny_setting(tmp_path):
     [headline] = [m["data"] for m in metrics.values()]
     assert set(headline) == {"reports/headline.json"}, "only the headline is a DVC metric"
     scores = headline["reports/headline.json"]["data"]
-    assert set(scores) == {"uf1", "uar", "acc", "flow_epe", "landmark_nme"} and 0.0 <= scores["uf1"] <= 1.0
+    assert set(scores) == {"uf1", "uar", "acc", "flow_epe", "landmark_nme", "uf1_chance", "uf1_majority",
+                           "flow_epe_zero", "landmark_nme_mean_shape"} and 0.0 <= scores["uf1"] <= 1.0
     details = json.loads((repo / "reports" / "metrics.json").read_text())
     assert details["folds"] == 3 and details["uf1"] == scores["uf1"]
     assert (repo / "runs" / "fold_02" / "model.safetensors").is_file()
