@@ -2,7 +2,9 @@
 
 Each subcommand's module defines ``configure_parser(parser)`` (its flags) and ``run(args) -> int``.
 Modules are imported only when their subcommand runs, so ``mol --help`` stays fast.
-A ``UserError`` becomes one line on stderr and exit status 2.
+A ``UserError`` becomes one line on stderr and exit status 2, as does an OSError (a file the system
+refused: permissions, a full disk), which is the environment's fault rather than a bug. Every error line
+goes through `redact`, so no password in a URI reaches the terminal.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from components.errors import UserError
+from components.errors import UserError, redact
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -53,7 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.run(args) or 0)
     except UserError as e:
-        print(f"mol {name}: error: {e}", file=sys.stderr)
+        print(f"mol {name}: error: {redact(e)}", file=sys.stderr)
+        return 2
+    except OSError as e:  # e.g. ENOSPC, EACCES on a path the stage could not check in advance
+        where = f": {e.filename}" if e.filename else ""
+        print(redact(f"mol {name}: error: {e.strerror or e}{where}; check that path (free space, "
+                     "permissions) and rerun the same command"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"mol {name}: interrupted; rerun the same command to resume.", file=sys.stderr)
