@@ -150,6 +150,7 @@ def parent_run_op(run_root: str, run_name: str, job_id: str, train: dict, mlflow
 
     from components.config import MlflowSettings, TrainSettings
     from components.data.folds import read_folds
+    from components.errors import redact
     from components.tracking import runs as tracking
     from components.train import parent_run
     from pipeline.components import enter_run_folder
@@ -160,7 +161,7 @@ def parent_run_op(run_root: str, run_name: str, job_id: str, train: dict, mlflow
     folds = Path("data/folds.json")
     parent = parent_run(Path("runs"), folds, read_folds(folds), TrainSettings.from_mapping(train, "pipeline parameter train"),
                         MlflowSettings.from_mapping(mlflow, "pipeline parameter mlflow").experiment, None, None)
-    print(f"MLflow parent run {parent.run_id} in {tracking.tracking_uri()}")
+    print(f"MLflow parent run {parent.run_id} in {redact(tracking.tracking_uri())}")
     return parent.run_id
 
 

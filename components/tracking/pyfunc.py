@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from components.errors import UserError
+from components.errors import UserError, redact
 from components.tracking.runs import tracking_uri
+from components.tracking.store import check_store, fail_fast
 from components.training.checkpoint import class_names, load_model, read_config
 from components.training.devices import bf16_autocast, pick_device
 from components.training.scoring import probabilities
@@ -129,16 +130,17 @@ def log_pyfunc_model(model_path: str | Path, artifact_path: str = "model", regis
 def fetch_model_file(uri: str) -> Iterator[Path]:
     """The safetensors model file inside an MLflow model (`models:/mol-mer@champion`, `runs:/...`),
     downloaded to a temporary folder that lives as long as the `with` block. Never loads a pickle."""
-    from mlflow.exceptions import MlflowException
-
     store = tracking_uri()
+    check_store(store)  # a dead server: one line in seconds, not minutes
     with tempfile.TemporaryDirectory(prefix="mol-model-") as tmp:
         try:
-            local = Path(mlflow.artifacts.download_artifacts(
-                artifact_uri=uri, dst_path=tmp, tracking_uri=store,
-                registry_uri=os.environ.get("MLFLOW_REGISTRY_URI") or store))
-        except MlflowException as e:
-            raise UserError(f"cannot fetch MLflow model {uri} from {store} ({e.message.splitlines()[0]}); "
+            with fail_fast():  # a model URI on a dead host: one line in seconds
+                local = Path(mlflow.artifacts.download_artifacts(
+                    artifact_uri=uri, dst_path=tmp, tracking_uri=store,
+                    registry_uri=os.environ.get("MLFLOW_REGISTRY_URI") or store))
+        except Exception as e:  # MlflowException, and ValueError/OSError from artifact stores for odd URIs
+            text = (getattr(e, "message", None) or str(e) or type(e).__name__).splitlines()[0]
+            raise UserError(f"cannot fetch MLflow model {redact(uri)} from {redact(store)} ({redact(text)[:300]}); "
                             "check the name and alias, or pass --model with a model file") from None
         files = sorted(local.rglob("*.safetensors")) if local.is_dir() else [local]
         if not files or files[0].suffix != ".safetensors":

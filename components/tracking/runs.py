@@ -17,6 +17,11 @@ Experiments are created as model-training experiments (tag `mlflow.experimentKin
 opens them on their runs rather than on its GenAI overview. Fold runs log system metrics (CPU, memory,
 disk, network; GPU when nvidia-ml-py is installed) every `MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL` seconds
 (default 10) under `system/`.
+
+A tracking server is checked once when a client is made (components/tracking/store.py): a server that
+is down or is not an MLflow server fails the stage in seconds with one line. A URI is never printed with
+its password (`redact`), and with credentials in the URI MLflow's "View run at" links are switched off,
+since they would print it.
 """
 from __future__ import annotations
 
@@ -30,7 +35,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from components.errors import UserError
+from components.errors import UserError, redact
+from components.tracking.store import check_store, store_error
 
 PARENT_ENV = "MOL_PARENT_RUN_ID"
 PARENT_RECORD = "parent_run_id.txt"  # in a training run's folder: the parent run of its folds
@@ -60,10 +66,14 @@ def _client():
     from mlflow import MlflowClient
 
     uri = tracking_uri()
+    if redact(uri) != uri:
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"  # its links would show the password
     mlflow.set_tracking_uri(uri)  # the fluent API (model logging) must agree; this also sets the env variable
     if not sys.stderr.isatty():  # as our own bars: in a log, every update of a bar is a line
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    check_store(uri, client)
+    return client
 
 
 def experiment_id(client, name: str, artifact_location: str | None = None) -> str:
@@ -196,9 +206,11 @@ def open_run(run_id: str, mend: str = f"pass the right --parent-run-id (or {PARE
     client = _client()
     try:
         status = client.get_run(run_id).info.status
-    except MlflowException:
-        raise UserError(f"MLflow run {run_id} does not exist in {tracking_uri()}; set MLFLOW_TRACKING_URI to "
-                        f"its store or {mend}") from None
+    except MlflowException as e:
+        if e.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise store_error(e, tracking_uri()) from None
+        raise UserError(f"MLflow run {run_id} does not exist in {redact(tracking_uri())}; set MLFLOW_TRACKING_URI "
+                        f"to its store or {mend}") from None
     if status != "RUNNING":
         client.update_run(run_id, status="RUNNING")
     return Run(client, run_id)
