@@ -72,6 +72,11 @@ def check_sample(sample: Sample, min_frames: int = MIN_FRAMES) -> Checked | Reje
     onset, apex, offset = sample.onset, sample.apex, sample.offset
     if sample.onset_offset_from_frames:
         onset, offset = frame_number(frames[0]), frame_number(frames[-1])
+    numbers = [frame_number(p) for p in frames]
+    in_range = [n for n in numbers if (onset is None or n >= onset) and (offset is None or n <= offset)]
+    if len(in_range) < min_frames:
+        return sample.reject(f"only {len(in_range)} frames between onset {onset} and offset {offset} (the folder "
+                             f"has frames {numbers[0]}..{numbers[-1]}; need at least {min_frames}); check the sheet")
     row = dict(sample_id=sample.sample_id, dataset=sample.dataset, subject=sample.subject,
                video_id=sample.video_id, first_frame=sample.first_frame, last_frame=sample.last_frame,
                n_frames=len(frames), onset=onset, apex=apex, offset=offset,
@@ -119,14 +124,26 @@ def cell_text(value) -> str:
     return str(value).strip()
 
 
+UNKNOWN_FRAME = {"", "/"}  # a blank cell, or the sheets' own placeholder (CASME II's apex '/')
+MAX_FRAME = 10_000_000  # far beyond any recording; a larger value is a typo or a misread cell
+
+
 def cell_frame(value) -> int | None:
-    """A frame-number cell: an integer, or None for blanks and placeholders such as '/'."""
+    """A frame-number cell: a whole number, or None for a blank or '/' (unknown). Anything else (text,
+    a fraction, a negative or absurd number) is a ValueError naming the value: guessing would silently
+    use the wrong frames."""
     text = cell_text(value)
+    if text in UNKNOWN_FRAME:
+        return None
     try:
         number = float(text)
     except ValueError:
-        return None
-    return int(number) if number.is_integer() else None
+        raise ValueError(f"{text!r} is not a frame number") from None
+    if not number.is_integer():
+        raise ValueError(f"{text!r} is not a whole frame number")
+    if not 0 <= number <= MAX_FRAME:
+        raise ValueError(f"{text!r} is outside 0..{MAX_FRAME}")
+    return int(number)
 
 
 def canonical_subject(text: str, width: int) -> str:

@@ -46,7 +46,17 @@ def _load_tables(path: Path, layout: SheetLayout) -> list[pd.DataFrame]:
         raise UserError(f"annotation file {path} does not exist; pass the {layout.title} sheet "
                         f"({layout.example_file}) with --annotations")
     if path.suffix.lower() == ".csv":
-        return [pd.read_csv(path, header=None, dtype=object, keep_default_na=False)]
+        try:
+            return [pd.read_csv(path, header=None, dtype=object, keep_default_na=False, encoding="utf-8-sig")]
+        except pd.errors.EmptyDataError:
+            raise UserError(f"annotation file {path} is empty; pass the {layout.title} sheet "
+                            f"({layout.example_file}) or a CSV export of it") from None
+        except UnicodeDecodeError as e:
+            raise UserError(f"annotation file {path} is not UTF-8 text (byte {e.start}); export the sheet again "
+                            "as CSV UTF-8, or pass the .xlsx") from None
+        except pd.errors.ParserError as e:
+            raise UserError(f"annotation file {path} is not a readable CSV ({str(e).splitlines()[0]}); export "
+                            "the sheet again, or pass the .xlsx") from None
     try:
         book = pd.ExcelFile(path, engine="openpyxl")
     except (zipfile.BadZipFile, ValueError, OSError, KeyError) as e:
@@ -118,14 +128,22 @@ def collect_sheet_dataset(layout: SheetLayout, root: Path, annotations: Path | N
             reject.reason = f"sheet row {row_number} names an unsafe path ({raw_subject!r}, {video!r})"
         elif sample_id in seen:
             reject.reason = f"duplicate sheet row {row_number} (first on row {seen[sample_id]})"
+        frames = {}
+        for column in (onset_col, apex_col, offset_col):
+            try:
+                frames[column] = cell_frame(cells[column])
+            except ValueError as e:
+                if not reject.reason:  # the row names its folder: that folder is rejected, not row-less
+                    reject.reason = f"sheet row {row_number}: {column} {e}; correct the cell (blank or / if unknown)"
+                    reject.frames_dir = root / subject_folder / video
         if reject.reason:
             rejects.append(reject)
             continue
         seen[sample_id] = row_number
         samples.append(Sample(layout.dataset, f"{layout.dataset}/{subject}", video, sample_id,
-                              root / subject_folder / video, emotion, label_map, cell_frame(cells[onset_col]),
-                              cell_frame(cells[apex_col]), cell_frame(cells[offset_col])))
-    claimed = {s.frames_dir for s in samples}
+                              root / subject_folder / video, emotion, label_map, frames[onset_col],
+                              frames[apex_col], frames[offset_col]))
+    claimed = {s.frames_dir for s in samples} | {r.frames_dir for r in rejects if r.frames_dir}
     for subject, subject_dir in folders.items():
         for clip_dir in subfolders(subject_dir):
             if clip_dir not in claimed:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from components.errors import UserError
-from components.io import progress_bar, sample_file_stem
+from components.io import progress_bar, sample_file_stem, stored_made_from
 from components.vision.clips import CLIP_ARRAYS, crop_clips, eval_offsets, random_offsets, sample_key
 from mol_model.clips import CLIP_LENGTH
 
@@ -98,6 +98,16 @@ def cropped(batch: dict) -> dict:
 
 def clip_path(clips_dir: str | Path, sample_id: str) -> Path:
     return Path(clips_dir) / f"{sample_file_stem(sample_id)}.npz"
+
+
+def clip_identities(clips_dir: str | Path, sample_ids: set[str]) -> dict[str, str]:
+    """sample_id -> what its clip file was made from (`mol labels` stores it), 'missing' without a file,
+    or the file's size for a file without that record: part of what a fold is made from."""
+    identities = {}
+    for sid in sorted(sample_ids):
+        path = clip_path(clips_dir, sid)
+        identities[sid] = stored_made_from(path) or (f"size {path.stat().st_size}" if path.is_file() else "missing")
+    return identities
 
 
 def check_clips_dir(clips_dir: str | Path) -> None:

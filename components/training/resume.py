@@ -26,6 +26,7 @@ class FoldState:
     best_weights: dict[str, torch.Tensor] | None = None
     run_id: str | None = None  # the fold's MLflow run, reopened on resume
     seconds: float = 0.0  # training time over all processes
+    made_from: dict | None = None  # the fold's inputs (samples, clip files): a resume with other inputs restarts
 
 
 def save_resume(path: Path, trainer: Trainer, fold_state: FoldState, config: TrainSettings) -> None:
@@ -51,28 +52,42 @@ def save_resume(path: Path, trainer: Trainer, fold_state: FoldState, config: Tra
         save_file(tensors, str(tmp), metadata={"resume": json.dumps(meta)})
 
 
+def resume_made_from(path: Path) -> dict | None:
+    """What the fold in a resume state was made from (None for a damaged or older file)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return json.loads(f.metadata()["resume"]).get("made_from")
+    except Exception:  # damaged: safetensors raises its own error types; the caller starts over
+        return None
+
+
 def load_resume(path: Path, trainer: Trainer, config: TrainSettings) -> FoldState:
     """Restore `trainer` (weights, optimizer, RNG) from `save_resume`'s file and return the fold state."""
+    mend = f"delete {path.parent} to restart the fold"
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads(f.metadata()["resume"])
         tensors = load_file(str(path))
     except Exception as e:  # a damaged file: safetensors raises its own error types
-        raise UserError(f"resume state {path} is unreadable ({e}); delete it to restart the fold") from None
-    check_same_settings(meta["config"], config, path)
-    trainer.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    slots: dict[int, dict] = {int(i): dict(v) for i, v in meta["optim_scalars"].items()}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, index, name = key.split(".", 2)
-            slots.setdefault(int(index), {})[name] = value
-    trainer.optimizer.load_state_dict({"state": slots, "param_groups": meta["param_groups"]})
-    torch.set_rng_state(tensors["rng.cpu"])
-    if "rng.cuda" in tensors and trainer.device.type == "cuda":
-        torch.cuda.set_rng_state(tensors["rng.cuda"], trainer.device)
-    best_weights = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
-    return FoldState(step=meta["step"], log=meta["log"], best=meta["best"], best_weights=best_weights,
-                     run_id=meta["run_id"], seconds=meta["seconds"])
+        raise UserError(f"resume state {path} is unreadable ({e}); {mend}") from None
+    check_same_settings(meta.get("config", {}), config, path)
+    try:  # a tensor missing or reshaped, a field absent: torch and Python raise these alike
+        trainer.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        slots: dict[int, dict] = {int(i): dict(v) for i, v in meta["optim_scalars"].items()}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, index, name = key.split(".", 2)
+                slots.setdefault(int(index), {})[name] = value
+        trainer.optimizer.load_state_dict({"state": slots, "param_groups": meta["param_groups"]})
+        torch.set_rng_state(tensors["rng.cpu"])
+        if "rng.cuda" in tensors and trainer.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], trainer.device)
+        best_weights = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
+        return FoldState(step=int(meta["step"]), log=list(meta["log"]), best=meta["best"], best_weights=best_weights,
+                         run_id=meta["run_id"], seconds=float(meta["seconds"]), made_from=meta.get("made_from"))
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
+        first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        raise UserError(f"resume state {path} does not fit this fold's model ({first[:200]}); {mend}") from None
 
 
 def check_same_settings(found: dict, config: TrainSettings, where: Path) -> None:

@@ -1,7 +1,10 @@
 """Reading frames: a clip folder's image files in frame order, or a video file, as grayscale uint8.
 
 A frame that cannot be read is a `RejectedVideo` with the reason: the stages reject that sample and go
-on (align), or turn it into one clear error (predict).
+on (align), or turn it into one clear error (predict). "Read" means whole: a JPEG cut short (a copy
+interrupted) decodes to a partly grey picture without any error from OpenCV, so its end marker is
+checked first; and the frames of one clip must share one size (the alignment and the flow labels
+assume one camera).
 """
 from __future__ import annotations
 
@@ -19,14 +22,41 @@ class RejectedVideo(Exception):
     """A video that cannot be used; the message is the reason written to rejects.csv."""
 
 
+JPEG_START, JPEG_SCAN, JPEG_END = b"\xff\xd8", b"\xff\xda", b"\xff\xd9"
+
+
 def read_gray(path: Path) -> np.ndarray:
-    """A frame as uint8 grayscale; RejectedVideo for a zero-byte or undecodable file."""
-    if path.stat().st_size == 0:
+    """A frame as uint8 grayscale; RejectedVideo for a zero-byte, truncated or undecodable file."""
+    data = np.fromfile(path, dtype=np.uint8)
+    if data.size == 0:
         raise RejectedVideo(f"zero-byte frame {path.name}")
-    gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    raw = data.tobytes()
+    # a complete JPEG ends its (last) scan with the end-of-image marker; entropy-coded data never holds it
+    if raw.startswith(JPEG_START) and raw.rfind(JPEG_END) < raw.rfind(JPEG_SCAN):
+        raise RejectedVideo(f"truncated frame {path.name} (the JPEG ends before its end marker)")
+    gray = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)
     if gray is None:
         raise RejectedVideo(f"unreadable frame {path.name}")
     return gray
+
+
+def read_clip(paths: list[Path]) -> list[np.ndarray]:
+    """The frames of one clip, each read whole, all of one size (RejectedVideo naming the odd one)."""
+    frames = [read_gray(path) for path in paths]
+    for path, frame in zip(paths, frames):
+        if frame.shape != frames[0].shape:
+            raise RejectedVideo(f"frame {path.name} is {frame.shape[1]}x{frame.shape[0]} but {paths[0].name} is "
+                                f"{frames[0].shape[1]}x{frames[0].shape[0]}; the frames of a clip must share one size")
+    return frames
+
+
+def frames_identity(frames_dir: Path, first: int | None, last: int | None) -> list:
+    """What an aligned clip is made from, cheaply: its frame files' names and sizes (no decoding)."""
+    try:
+        paths, _ = clip_frame_paths(frames_dir, first, last)
+    except RejectedVideo as e:
+        return [str(e)]
+    return [(p.name, p.stat().st_size) for p in paths]
 
 
 def clip_frame_paths(frames_dir: Path, first: int | None, last: int | None) -> tuple[list[Path], str]:
@@ -85,7 +115,7 @@ def _read_folder(folder: Path, start: int | None, end: int | None) -> tuple[list
                         "of frames (e.g. img001.jpg, img002.jpg, ...) or a video file")
     paths = list_frames(folder, start, end)
     try:
-        return [read_gray(p) for p in paths], [frame_number(p) for p in paths]
+        return read_clip(paths), [frame_number(p) for p in paths]
     except RejectedVideo as e:
         raise UserError(f"{folder}: {e}; remove or replace that file") from None
 
