@@ -22,9 +22,10 @@ import numpy as np
 
 from components.config import AlignSettings, ExecutionSettings, add_params_argument, params_from_args
 from components.data import frame_number, read_manifest, resolve_frames_dir, sample_range
-from components.io import finished_with, map_videos, run_report, sample_file_stem, write_npz, write_report
+from components.io import (check_output, digest, finished_with, made_from, map_videos, output_lock, run_report,
+                           sample_file_stem, write_npz, write_report)
 from components.vision.face import align_frames
-from components.vision.frames import RejectedVideo, clip_frame_paths, read_gray
+from components.vision.frames import RejectedVideo, clip_frame_paths, frames_identity, read_clip
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class AlignJob:
     out_path: Path
     per_frame: bool
     reference_frames: int
+    made_from: str  # the inputs' identity, stored in the output: a rerun redoes the sample when it changes
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -60,22 +62,33 @@ def align(manifest: str | Path, out: str | Path, settings: AlignSettings = Align
           workers: int | None = None, force: bool = False) -> dict:
     """Align every video of the manifest into `out`; returns (and writes) the summary."""
     per_frame = settings.per_frame
-    out = Path(out)
+    out = check_output(out)
     table = read_manifest(manifest)
-    jobs = [AlignJob(sample_id=row.sample_id,
-                     frames_dir=resolve_frames_dir(manifest, row.frames_dir),
-                     frame_range=sample_range(row),
-                     out_path=out / f"{sample_file_stem(row.sample_id)}.npz",
-                     per_frame=per_frame, reference_frames=settings.reference_frames)
-            for row in table.itertuples()]
-    todo = [job for job in jobs if force or not finished_with(job.out_path, {"alignment": _mode(job.per_frame)})]
-    start = time.perf_counter()
-    results = list(map_videos(align_video, todo, workers, desc="align"))
-    seconds = time.perf_counter() - start
+    jobs = [_job(row, manifest, out, settings) for row in table.itertuples()]
+    with output_lock(out, "align"):
+        todo = [job for job in jobs if force or not finished_with(job.out_path, job.made_from)]
+        start = time.perf_counter()
+        results = list(map_videos(align_video, todo, workers, desc="align"))
+        seconds = time.perf_counter() - start
+        summary = _summary(jobs, todo, results, seconds, per_frame)
+        write_report(out, summary)
+    return summary
 
+
+def _job(row, manifest: str | Path, out: Path, settings: AlignSettings) -> AlignJob:
+    frames_dir, frame_range = resolve_frames_dir(manifest, row.frames_dir), sample_range(row)
+    identity = made_from(alignment=_mode(settings.per_frame), reference_frames=settings.reference_frames,
+                         frame_range=frame_range, frames=digest(frames_identity(frames_dir, *frame_range)))
+    return AlignJob(sample_id=row.sample_id, frames_dir=frames_dir, frame_range=frame_range,
+                    out_path=out / f"{sample_file_stem(row.sample_id)}.npz", per_frame=settings.per_frame,
+                    reference_frames=settings.reference_frames, made_from=identity)
+
+
+def _summary(jobs: list[AlignJob], todo: list[AlignJob], results: list[dict], seconds: float,
+             per_frame: bool) -> dict:
     report = run_report(results, seconds)
     done = [r for r in results if not r["reason"]]
-    summary = {
+    return {
         "stage": "align",
         "alignment": _mode(per_frame),
         "videos": len(jobs),
@@ -86,8 +99,6 @@ def align(manifest: str | Path, out: str | Path, settings: AlignSettings = Align
         **report,
         "notes": {r["sample_id"]: r["note"] for r in done if r["note"]},
     }
-    write_report(out, summary)
-    return summary
 
 
 def _mode(per_frame: bool) -> str:
@@ -99,13 +110,15 @@ def align_video(job: AlignJob) -> dict:
     result = {"sample_id": job.sample_id, "reason": "", "note": "", "frames": 0, "interpolated": 0, "detections": 0}
     try:
         paths, note = clip_frame_paths(job.frames_dir, *job.frame_range)
-        video = align_frames([read_gray(path) for path in paths], job.per_frame, job.reference_frames)
+        video = align_frames(read_clip(paths), job.per_frame, job.reference_frames)
     except RejectedVideo as e:
         result["reason"] = str(e)
+        job.out_path.unlink(missing_ok=True)  # an older output of this sample is stale now
         return result
     write_npz(job.out_path, frames=video.frames, landmarks=video.landmarks,
               frame_numbers=np.array([frame_number(p) for p in paths], dtype=np.int64),
-              transforms=video.transforms, alignment=np.array(_mode(job.per_frame)))
+              transforms=video.transforms, alignment=np.array(_mode(job.per_frame)),
+              made_from=np.array(job.made_from))
     if video.interpolated:
         note += f"{'; ' if note else ''}no face in {video.interpolated} frame(s): landmarks interpolated"
     result.update(note=note, frames=len(paths), interpolated=video.interpolated, detections=video.detections)

@@ -136,7 +136,8 @@ class TrainSettings(Settings):
     flow_weight: float = setting(10.0, "weight of the optical-flow loss; 0 = no flow supervision", minimum=0)
     landmark_weight: float = setting(0.1, "weight of the landmark loss; 0 = no landmark supervision", minimum=0)
     mer_weight: float = setting(1.0, "weight of the expression cross-entropy", minimum=0)
-    neighbors: int = setting(4, "graph neighbours k in CCC", minimum=1)
+    neighbors: int = setting(4, "graph neighbours k in CCC (at most the 16x16 feature positions)", minimum=1,
+                             maximum=256)
     mer_input: str = setting("official", "what the expression head reads: official (the paper's stacked "
                                          "features) or motion (the same minus each clip's mean over its frames, "
                                          "scaled per clip; parameter-free)", choices=MER_INPUTS)
@@ -186,6 +187,9 @@ class EvaluateSettings(Settings):
     register: bool = setting(True, "register the best fold's model in the MLflow registry")
     model_name: str = setting("mol-mer", "registered model name")
     alias: str = setting("champion", "alias set on the new model version")
+    allow_incomplete: bool = setting(False, "register even when folds of the run are unfinished or were trained "
+                                            "on other samples (off: evaluate then scores the finished folds, "
+                                            "registers nothing and fails)")
 
 
 @dataclass(frozen=True)

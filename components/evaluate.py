@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +26,9 @@ import pandas as pd
 
 from components.config import EvaluateSettings, MlflowSettings, TrainSettings, add_params_argument, params_from_args
 from components.data import read_manifest
-from components.data.folds import fold_dirs
+from components.data.folds import fold_dirs, read_fold_plan
 from components.errors import UserError
-from components.io import write_csv, write_json
+from components.io import check_output, write_csv, write_json
 from components.reports.plots import confusion_matrix_figure, per_fold_figure
 from components.reports.samples import sample_figures
 from components.tracking import runs as tracking
@@ -41,8 +42,10 @@ CLIP_MEANS = ("flow_epe", "landmark_nme", "flow_epe_zero", "landmark_nme_mean_sh
 
 # ---------------------------------------------------------------------------------------------- reading runs
 
-def read_fold_results(runs: str | Path) -> tuple[list[dict], list[dict]]:
-    """(finished folds, skipped folds) from RUNS/fold_*/metrics.json, by fold number."""
+def read_fold_results(runs: str | Path) -> tuple[list[dict], list[dict], list[dict]]:
+    """(finished folds, skipped folds, unfinished folds) of a run, by fold number. Unfinished: folds the
+    run's fold_plan.json lists that have no result yet, and results made from other samples than it lists
+    (`{"fold", "test_subject", "reason"}`); they are left out of the pooled score and named."""
     paths = [d / "metrics.json" for d in fold_dirs(runs) if (d / "metrics.json").is_file()]
     if not paths:
         raise UserError(f"{runs} holds no fold_*/metrics.json; train folds first with `mol train --out {runs}`")
@@ -50,17 +53,45 @@ def read_fold_results(runs: str | Path) -> tuple[list[dict], list[dict]]:
     for path in paths:
         try:
             folds.append({**json.loads(path.read_text()), "path": str(path.parent)})
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise UserError(f"{path} is not JSON ({e}); delete it and rerun `mol train` for that fold") from None
-    folds.sort(key=lambda f: f["fold"])
+        if not isinstance(folds[-1].get("fold"), int) or folds[-1].get("status") not in ("done", "skipped"):
+            raise UserError(f"{path} is not a fold result of `mol train`; delete it and rerun `mol train` for that fold")
+    folds, unfinished = _unfinished_folds(runs, sorted(folds, key=lambda f: f["fold"]))
     done = [f for f in folds if f["status"] == "done"]
     skipped = [f for f in folds if f["status"] != "done"]
     if not done:
-        raise UserError(f"every fold in {runs} was skipped ({skipped[0].get('reason')}); check the clip files")
+        reason = skipped[0].get("reason") if skipped else unfinished[0]["reason"]
+        raise UserError(f"no fold of {runs} is finished ({reason}); finish training with `mol train --out {runs}`")
     shapes = {(f["num_classes"], tuple(f["class_names"])) for f in done}
     if len(shapes) > 1:
         raise UserError(f"the folds in {runs} disagree on the classes {sorted(shapes)}; train them from one FOLDS.json")
-    return done, skipped
+    return done, skipped, unfinished
+
+
+def _unfinished_folds(runs: str | Path, folds: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(the results that belong to the run, the folds it lacks). The run's folds are those of its
+    fold_plan.json (`mol train` writes it), else every fold folder present (a run from before the plan)."""
+    plan = read_fold_plan(runs)
+    by_number = {f["fold"]: f for f in folds}
+    folders = {int(m[1]): d for d in fold_dirs(runs) if (m := re.fullmatch(r"fold_(\d+)", d.name))}
+    expected = sorted(plan) if plan is not None else sorted(set(folders) | set(by_number))
+    kept, unfinished = [], []
+    for k in expected:
+        result, subject = by_number.get(k), (plan[k]["test_subject"] if plan else None)
+        if result is None:
+            state = folders[k] / "resume" / "state.safetensors" if k in folders else None
+            reason = "training is unfinished" if state is not None and state.is_file() else "not trained yet"
+        elif plan is not None and (result.get("made_from") or {}).get("samples") != plan[k]["samples"]:
+            reason = "its result was trained on other samples than the run's folds file lists; train it again"
+        else:
+            kept.append(result)
+            continue
+        unfinished.append({"fold": k, "test_subject": subject or (result or {}).get("test_subject", "?"),
+                           "reason": reason})
+    unfinished += [{"fold": k, "test_subject": f["test_subject"], "reason": "not a fold of the run's folds file"}
+                   for k, f in by_number.items() if k not in expected]
+    return kept, sorted(unfinished, key=lambda f: f["fold"])
 
 
 def dataset_of(manifest: str | Path | None):
@@ -134,12 +165,14 @@ def evaluate(runs: str | Path, out: str | Path, settings: EvaluateSettings = Eva
     if (aligned is None) != (truth is None):
         raise UserError("--aligned and --truth go together (the truth is mapped into the aligned frames); "
                         "give both, or neither")
-    runs, out = Path(runs), Path(out)
-    folds, skipped = read_fold_results(runs)
+    runs, out = Path(runs), check_output(out)
+    folds, skipped, unfinished = read_fold_results(runs)
     class_names, num_classes = list(folds[0]["class_names"]), int(folds[0]["num_classes"])
     for f in skipped:
         print(f"evaluate: fold {f['fold']} ({f['test_subject']}) was skipped in training ({f.get('reason')}); "
               "it is not in the pooled score")
+    for f in unfinished:
+        print(f"evaluate: WARNING: fold {f['fold']} ({f['test_subject']}) is not in the pooled score: {f['reason']}")
     selections = sorted({f["selection"] for f in folds})
     if "leaky-best-on-test" in selections:
         print("evaluate: WARNING: folds trained with --select-on-test chose their step on the test subject; "
@@ -160,7 +193,8 @@ def evaluate(runs: str | Path, out: str | Path, settings: EvaluateSettings = Eva
                "video": pooled["video"], "clip": pooled["clip"],
                **({"per_dataset": pooled["per_dataset"]} if "per_dataset" in pooled else {}),
                "num_classes": num_classes, "class_names": class_names, "folds": len(folds),
-               "skipped_folds": [f["fold"] for f in skipped], "selection": selections,
+               "skipped_folds": [f["fold"] for f in skipped], "unfinished_folds": [f["fold"] for f in unfinished],
+               "complete": not unfinished, "selection": selections,
                "collapsed": collapse is not None, "collapse_warning": collapse,
                "collapsed_folds": [f["fold"] for f in folds if f["collapsed"]],
                "best_fold": {"fold": champion["fold"], "test_subject": champion["test_subject"],
@@ -177,7 +211,10 @@ def evaluate(runs: str | Path, out: str | Path, settings: EvaluateSettings = Eva
     per_fold_figure(table["test_subject"].tolist(), table["video_uf1"].tolist(), table["video_uar"].tolist(),
                     out / "per_fold.png", "video-level UF1 / UAR per fold (test subject)",
                     {f"{name} UF1": b["uf1"] for name, b in baselines.items()})
-    sample_figures(champion, out, aligned, truth)
+    if (Path(champion["path"]) / "samples.npz").is_file():
+        sample_figures(champion, out, aligned, truth)
+    else:
+        print(f"evaluate: {champion['path']} has no samples.npz (deleted?); no sample pictures")
     write_json(out / "metrics.json", metrics)
     write_json(out / "headline.json", headline_of(metrics))
     print(f"evaluate: {pooled_folds}, {headline['n']} videos: UF1 {headline['uf1']:.3f}, UAR {headline['uar']:.3f}, "
@@ -189,8 +226,13 @@ def evaluate(runs: str | Path, out: str | Path, settings: EvaluateSettings = Eva
               f"predicting no motion; landmark NME {pooled['landmark_nme_mean_shape']:.4f} for the mean shape")
 
     if tracking.tracking_enabled(track):
-        metrics["registered"] = _track(runs, out, metrics, champion, settings, parent_run_id, experiment)
+        register = settings.register and (not unfinished or settings.allow_incomplete)
+        metrics["registered"] = _track(runs, out, metrics, champion, settings, parent_run_id, experiment, register)
         write_json(out / "metrics.json", metrics)
+        if settings.register and not register:
+            raise UserError(f"the run in {runs} is incomplete (fold {', '.join(str(f['fold']) for f in unfinished)} "
+                            f"not in the pooled score, see above); the scores are in {out}, but no model was "
+                            f"registered: finish training (`mol train ... --out {runs}`) or pass --allow-incomplete")
     elif settings.register:
         print("evaluate: MLflow tracking is off, so no model is registered")
     return metrics
@@ -202,7 +244,7 @@ def headline_of(metrics: dict) -> dict:
 
 
 def _track(runs: Path, out: Path, metrics: dict, champion: dict, settings: EvaluateSettings,
-           parent_run_id: str | None, experiment: str) -> dict | None:
+           parent_run_id: str | None, experiment: str, register: bool) -> dict | None:
     """Log the pooled results to the training's parent run (or a new run) and register the champion."""
     run_id = tracking.parent_run_id(runs, parent_run_id)
     if run_id:
@@ -219,9 +261,10 @@ def _track(runs: Path, out: Path, metrics: dict, champion: dict, settings: Evalu
     parent.set_tags({"collapsed": metrics["collapsed"], "best_fold": champion["fold"]})
     for name in ("metrics.json", "predictions.csv", "per_fold.csv", "confusion_matrix.png",
                  "confusion_matrix_clip.png", "per_fold.png", "flow_samples.png", "landmark_samples.png"):
-        parent.log_artifact(out / name, "evaluation")
+        if (out / name).is_file():
+            parent.log_artifact(out / name, "evaluation")
     registered = None
-    if settings.register:
+    if register:
         model_name, alias = settings.model_name, settings.alias
         version = tracking.log_and_register_model(
             parent, Path(champion["path"]) / "model.safetensors", model_name, alias,

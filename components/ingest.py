@@ -18,7 +18,7 @@ from components.data import (ADAPTERS, MANIFEST_COLUMNS, REJECT_COLUMNS, read_ma
                              stored_frames_dir)
 from components.data.samples import Checked, Reject, check_sample
 from components.errors import UserError
-from components.io import write_csv
+from components.io import check_output, write_csv
 
 
 @dataclass
@@ -39,6 +39,8 @@ class IngestSummary:
 def ingest(data: DataSettings, out: str | Path, strict: bool = False) -> IngestSummary:
     """Write the manifest `out` and `rejects.csv` beside it for the data set `data` describes; return the counts."""
     dataset, root = data.dataset, Path(data.root)
+    out = check_output(out, "file")
+    check_output(out.parent / "rejects.csv", "file", flag="rejects.csv beside --out:")
     if not data.root or not root.is_dir():
         raise UserError(f"--root {data.root!r} is not a folder; pass the folder that holds the {dataset} clips")
     adapter = importlib.import_module(ADAPTERS[dataset])

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from components.errors import UserError
-from components.io import progress_bar, write_json, write_npz
+from components.errors import UserError, redact
+from components.io import check_output, progress_bar, write_json, write_npz
 from components.reports.prediction import write_pictures
 from components.tracking.pyfunc import fetch_model_file
 from components.tracking.runs import DEFAULT_DB
@@ -99,7 +99,7 @@ def predict(input: str | Path, model: str | None = None, out: str | Path | None 
     timings: dict[str, float] = {}
     tick = time.perf_counter()
     input = Path(input)
-    out = Path(out) if out is not None else Path("predictions") / (input.stem or "input")
+    out = check_output(Path(out) if out is not None else Path("predictions") / (input.stem or "input"))
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1 (got {batch_size})")
     if animation not in {"gif", "mp4", "none"}:
@@ -192,7 +192,7 @@ def load_predictor(model: str | None, classes: int | None = None, class_names: l
         model = REGISTERED_MODEL
     if _is_uri(model):
         with fetch_model_file(model) as path:
-            network, names = _load_model_file(path, target)
+            network, names = _load_model_file(path, target, classes)
     else:
         path = Path(model)
         if path.is_dir():
@@ -207,13 +207,13 @@ def load_predictor(model: str | None, classes: int | None = None, class_names: l
             network = load_official_checkpoint(path, classes).to(target)
             names = OFFICIAL_CLASS_NAMES.get(classes) or generic_class_names(classes)
         else:
-            network, names = _load_model_file(path, target)
+            network, names = _load_model_file(path, target, classes)
         model = str(path)
     if class_names is not None:
         if len(class_names) != len(names):
             raise UserError(f"--class-names gives {len(class_names)} names but the model has {len(names)} classes")
         names = class_names
-    return Predictor(network, list(names), model, target)
+    return Predictor(network, list(names), redact(model), target)
 
 
 def _is_uri(model: str) -> bool:
@@ -230,8 +230,11 @@ def _model_file_in(folder: Path) -> Path:
     return candidates[0]
 
 
-def _load_model_file(path: Path, device: torch.device) -> tuple[torch.nn.Module, list[str]]:
+def _load_model_file(path: Path, device: torch.device, classes: int | None = None) -> tuple[torch.nn.Module, list[str]]:
     network, config = load_model(path, device)
+    if classes is not None and classes != config["num_classes"]:  # --classes is for .pth files, which lack it
+        raise UserError(f"--classes {classes} does not match the model, which records {config['num_classes']} "
+                        "classes itself; drop --classes (it is only for official .pth checkpoints)")
     return network, class_names(config)
 
 

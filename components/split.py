@@ -25,7 +25,7 @@ import pandas as pd
 from components.config import DataSettings, SplitSettings, add_params_argument, params_from_args
 from components.data import read_manifest
 from components.errors import UserError
-from components.io import write_json
+from components.io import check_output, write_json
 
 
 def class_names_of(table: pd.DataFrame, num_classes: int | None) -> list[str]:
@@ -122,6 +122,7 @@ def split(manifest: str | Path, out: str | Path, settings: SplitSettings = Split
     default: all in the manifest); a listed subject with no usable sample is skipped with a message.
     """
     mode, k, seed = settings.mode, settings.k, settings.seed
+    out = check_output(out, "file")
     table = read_manifest(manifest)
     usable = table[table["label"] >= 0]
     if len(usable) < len(table):

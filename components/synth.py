@@ -24,7 +24,7 @@ from pathlib import Path
 
 from components.config import DIFFICULTY_PX, SynthSettings, add_params_argument, params_from_args
 from components.errors import UserError
-from components.io import progress_bar, write_json
+from components.io import check_output, progress_bar, write_json
 from components.synthetic.faces import FRAME_HEIGHT, FRAME_WIDTH, make_subject
 from components.synthetic.render import FRAMES_FOLDER, plan_clip, subject_emotions, write_clip
 from components.synthetic.sheet import SHEET_FILE, write_sheet
@@ -49,7 +49,10 @@ def _check_settings(out_dir: Path, settings: dict) -> None:
     """A folder holds one set: refuse to mix clips made with other settings."""
     path = out_dir / SETTINGS_FILE
     if path.is_file():
-        previous = json.loads(path.read_text())
+        try:
+            previous = json.loads(path.read_text())
+        except (ValueError, OSError):
+            previous = f"an unreadable {SETTINGS_FILE}"
         if previous != settings:
             raise UserError(f"{out_dir} holds a synthetic set made with other settings ({previous}); "
                             "pass another OUT_DIR or delete that folder")
@@ -63,7 +66,7 @@ def _check_settings(out_dir: Path, settings: dict) -> None:
 def synth(out_dir: str | Path, settings: SynthSettings = SynthSettings()) -> SynthSummary:
     """Write the synthetic data set to `out_dir` (finished clips are kept); return its counts."""
     s = settings
-    out = Path(out_dir)
+    out = check_output(out_dir, flag="OUT_DIR")
     recorded = dict(format=GROUND_TRUTH_FORMAT, subjects=s.subjects, videos_per_subject=s.videos_per_subject,
                     seed=s.seed, difficulty=s.difficulty, frames=[s.frames_min, s.frames_max],
                     frame_size=[FRAME_HEIGHT, FRAME_WIDTH])

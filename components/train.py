@@ -32,17 +32,17 @@ import pandas as pd
 import torch
 
 from components.config import ExecutionSettings, MlflowSettings, TrainSettings, add_params_argument, params_from_args
-from components.data.folds import datasets_of, fold_dir, read_folds
+from components.data.folds import datasets_of, fold_dir, members_digest, read_folds, write_fold_plan
 from components.errors import UserError
-from components.io import write_csv, write_json, write_npz, write_text
+from components.io import check_output, digest, output_lock, write_csv, write_json, write_npz, write_text
 from components.reports.plots import confusion_matrix_figure, training_curves_figure
 from components.tracking import runs as tracking
 from components.training.checkpoint import NORMALIZATION, save_model
-from components.training.data import (BatchSampler, ClipSet, check_clips_dir, class_weights, cropped, flow_backend,
-                                      hold_out_validation, load_clips, sample_clips)
+from components.training.data import (BatchSampler, ClipSet, check_clips_dir, class_weights, clip_identities, cropped,
+                                      flow_backend, hold_out_validation, load_clips, sample_clips)
 from components.training.devices import pick_device, precision_label
 from components.training.loop import train_steps
-from components.training.resume import FoldState, check_same_settings, load_resume
+from components.training.resume import FoldState, check_same_settings, load_resume, resume_made_from
 from components.training.scoring import (chance_summary, collapse_message, collapse_remedies, majority_summary,
                                          probabilities, score, video_logits)
 from components.training.trainer import LOSS_TERMS, Trainer
@@ -59,12 +59,15 @@ def train(clips: str | Path, folds: str | Path, out: str | Path, fold: int | Non
     """Train fold `fold` of FOLDS.json (index into its list), or every fold when None. Finished folds
     are skipped, interrupted ones resumed. Returns the folds' metrics (None for a fold stopped by
     `stop_after`, the number of steps this process may run per fold)."""
-    folds_path, out = Path(folds), Path(out)
+    folds_path, out = Path(folds), check_output(out)
     folds_doc = read_folds(folds_path)
     specs = folds_doc["folds"]
     if fold is not None and not 0 <= fold < len(specs):
         raise UserError(f"--fold {fold} is out of range: {folds_path} has folds 0..{len(specs) - 1}")
     check_clips_dir(clips)
+    chosen = specs if fold is None else [specs[fold]]
+    clip_ids = clip_identities(clips, {sid for spec in chosen for sid in (*spec["train"], *spec["test"])})
+    write_fold_plan(out, folds_doc)
     device = pick_device(execution.device)
     if execution.threads:
         torch.set_num_threads(execution.threads)
@@ -78,8 +81,10 @@ def train(clips: str | Path, folds: str | Path, out: str | Path, fold: int | Non
     if tracking.tracking_enabled(track):
         parent = parent_run(out, folds_path, folds_doc, config, experiment, parent_run_id, artifact_location)
     results = []
-    for spec in specs if fold is None else [specs[fold]]:
-        results.append(train_fold(clips, spec, folds_doc, out, config, execution, device, parent, stop_after))
+    for spec in chosen:
+        with output_lock(fold_dir(out, int(spec["fold"])), "train"):
+            results.append(train_fold(clips, spec, folds_doc, out, config, execution, device, parent, stop_after,
+                                      fold_made_from(spec, folds_doc, clip_ids)))
         if results[-1] is None:
             break
     parent.flush()
@@ -109,18 +114,50 @@ def parent_run(out: Path, folds_path: Path, folds_doc: dict, config: TrainSettin
     return parent
 
 
+def fold_made_from(spec: dict, folds_doc: dict, clip_ids: dict[str, str]) -> dict:
+    """What a fold's result is made from: its samples and classes, and its clip files' identities."""
+    return {"samples": members_digest(spec, folds_doc),
+            "clips": digest({sid: clip_ids[sid] for sid in sorted({*spec["train"], *spec["test"]})})}
+
+
+def _finished(where: Path, config: TrainSettings, identity: dict) -> dict | None:
+    """The fold's metrics when it is finished from these inputs; None when it must be (re)trained. A result
+    made from other samples or clip files is removed first (the fold then reads as unfinished)."""
+    metrics_path, resume_dir = where / "metrics.json", where / "resume"
+    if (resume_dir / "state.safetensors").is_file() and \
+            resume_made_from(resume_dir / "state.safetensors") != identity:
+        print(f"train: the resume state in {resume_dir} was made from other inputs; the fold starts over")
+        shutil.rmtree(resume_dir, ignore_errors=True)
+    if not metrics_path.is_file():
+        return None
+    try:
+        done = json.loads(metrics_path.read_text())
+    except (ValueError, OSError):
+        done = {}
+    check_same_settings(done.get("config", {}), config, metrics_path)
+    if done.get("made_from") == identity:
+        print(f"train: fold {done['fold']} is finished ({metrics_path}); skipped")
+        return done
+    changed = [key for key in identity if (done.get("made_from") or {}).get(key) != identity[key]]
+    why = {"samples": "samples (the folds file changed)", "clips": "clip files (labels were redone)"}
+    print(f"train: {metrics_path} was made from other {' and '.join(why[key] for key in changed)}; "
+          "training the fold again")
+    metrics_path.unlink()
+    return None
+
+
 def train_fold(clips_dir: str | Path, spec: dict, folds_doc: dict, out: str | Path, config: TrainSettings,
                execution: ExecutionSettings, device: torch.device, parent: tracking.Run,
-               stop_after: int | None = None) -> dict | None:
-    """Train and evaluate one fold of FOLDS.json. Returns its metrics, or None when it stopped after
-    `stop_after` steps in this process (state saved: rerun to continue)."""
+               stop_after: int | None = None, made_from: dict | None = None) -> dict | None:
+    """Train and evaluate one fold of FOLDS.json (its output folder held by the caller). Returns its
+    metrics, or None when it stopped after `stop_after` steps in this process (state saved: rerun to
+    continue). `made_from` (`fold_made_from`) is recorded; a fold finished from other inputs is redone."""
     k = int(spec["fold"])
     where = fold_dir(out, k)
     metrics_path, resume_path = where / "metrics.json", where / "resume" / "state.safetensors"
-    if metrics_path.is_file():
-        done = json.loads(metrics_path.read_text())
-        check_same_settings(done.get("config", {}), config, metrics_path)
-        print(f"train: fold {k} is finished ({metrics_path}); skipped")
+    made_from = made_from or fold_made_from(spec, folds_doc, clip_identities(clips_dir, {*spec["train"], *spec["test"]}))
+    done = _finished(where, config, made_from)
+    if done is not None:
         return done
 
     num_classes = int(folds_doc["num_classes"])
@@ -137,7 +174,7 @@ def train_fold(clips_dir: str | Path, spec: dict, folds_doc: dict, out: str | Pa
         reason = f"no {'training' if len(train_set) == 0 else 'test'} clip files"
         print(f"train: warning: fold {k} ({spec['test_subject']}) skipped: {reason}")
         skipped = {**info, "status": "skipped", "reason": reason, "missing_clip_files": missing,
-                   "config": config.as_dict()}
+                   "config": config.as_dict(), "made_from": made_from}
         write_json(metrics_path, skipped)
         return skipped
 
@@ -148,7 +185,7 @@ def train_fold(clips_dir: str | Path, spec: dict, folds_doc: dict, out: str | Pa
 
     weights = class_weights(train_set.clip_labels, num_classes) if config.balance == "loss" else None
     trainer = Trainer(config, num_classes, device, weights, execution.eval_batch_size)
-    fold_state = FoldState()
+    fold_state = FoldState(made_from=made_from)
     if resume_path.is_file():
         fold_state = load_resume(resume_path, trainer, config)
         print(f"train: fold {k} resumes at step {fold_state.step} of {config.steps}")
@@ -236,7 +273,7 @@ def finish_fold(trainer: Trainer, train_set: ClipSet, test_set: ClipSet, folds_d
         "train_seconds": round(fold_state.seconds, 2),
         "train_clips_per_second": round(config.steps * config.batch_size / max(fold_state.seconds, 1e-9), 3),
         "device": str(trainer.device), "precision": precision_label(trainer.amp),
-        "predictions": predictions, "config": config.as_dict(),
+        "predictions": predictions, "config": config.as_dict(), "made_from": fold_state.made_from,
     }
     save_model(where / "model.safetensors", trainer.model, {
         "num_classes": num_classes, "neighbors": config.neighbors, "mer_input": config.mer_input,

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Iterator
 
 from components.errors import UserError
+from components.io import check_output
 
 TOKEN_ENV = "KF_PIPELINES_TOKEN"
 LOCAL_OUTPUTS = ".kfp-outputs"  # kfp.local's per-task files, inside the run folder
@@ -79,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------- actions
 
 def compile_command(args: argparse.Namespace) -> int:
+    check_output(args.out, "file")
     pipeline, arguments, settings = configured_pipeline(args.params, args.param)
     warn_if_placeholder(settings.image)
     compile_pipeline(pipeline, arguments, args.out)
@@ -92,6 +94,7 @@ def run_local_command(args: argparse.Namespace) -> int:
 
     from components.tracking import runs as tracking
 
+    check_output(args.workdir, flag="--workdir")
     local = [f"kubeflow.parallelism={args.parallelism}", "kubeflow.retries=0"]  # a failing step fails at once
     pipeline, arguments, _ = configured_pipeline(args.params, args.param + local)
     workdir = Path(args.workdir).resolve()
