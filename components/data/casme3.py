@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 
 from components.data.classes import dataset_label_map
-from components.data.samples import Reject, Sample, cell_frame, cell_text, cut_clip_range, subfolders, unsafe_name, walk
+from components.data.samples import Reject, Sample, cell_text, cut_clip_range, frame_cells, subfolders, unsafe_name, walk
 from components.data.sheets import SheetLayout, read_sheet
 from components.errors import UserError
 
@@ -89,11 +89,13 @@ def collect(root: Path, annotations: Path | None, classes: int) -> tuple[list[Sa
         raw_subject, video, emotion = (cell_text(cells[c]) for c in ("Subject", "Filename", "emotion"))
         video = video.lower()
         subject = canonical_subject(raw_subject) or raw_subject
-        timing = tuple(cell_frame(cells[c]) for c in ("Onset", "Apex", "Offset"))
+        *timing, bad_cell = frame_cells(cells, ("Onset", "Apex", "Offset"), row_number)
+        timing = tuple(timing)
         named |= {(subject, video), (subject, video, timing[0])}
         sample_id = f"casme3/{subject}/{video}_{'' if timing[0] is None else timing[0]}"
         reject = Reject(sample_id, "casme3", f"casme3/{subject}", video, None, emotion, "")
         reject.reason, timing, note = _row_fault(row_number, raw_subject, video, subject, timing)
+        reject.reason = bad_cell or reject.reason
         if not reject.reason and sample_id in seen:
             reject.reason = f"duplicate sheet row {row_number} (first on row {seen[sample_id]})"
         if reject.reason:

@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from components.data.classes import dataset_label_map
-from components.data.samples import Reject, Sample, cell_frame, cell_text, cut_clip_range, subfolders, unsafe_name, walk
+from components.data.samples import Reject, Sample, cell_text, cut_clip_range, frame_cells, subfolders, unsafe_name, walk
 from components.data.sheets import SheetLayout, find_sheet, read_sheet
 from components.errors import UserError
 
@@ -61,13 +61,13 @@ def collect(root: Path, annotations: Path | None, classes: int) -> tuple[list[Sa
         raise UserError(f"--dataset 4dme needs its sheet ({LAYOUT.example_file}): pass it with --annotations or "
                         "put it under --root")
     rows = [(n, *(cell_text(cells[c]) for c in ("sub_ID", "fold_name", "Emotion")),
-             *(cell_frame(cells[c]) for c in ("Onset", "Apex", "Offset"))) for n, cells in read_sheet(sheet, LAYOUT)]
+             *frame_cells(cells, ("Onset", "Apex", "Offset"), n)) for n, cells in read_sheet(sheet, LAYOUT)]
     frames = frames_root(root, {r[1] for r in rows})
     subjects = _folder_index(frames)
     print(f"4dme: sheet {sheet}; frames {frames} ({len(subjects)} subject folders)")
     per_fold = Counter((r[1].lower(), r[2].lower()) for r in rows)
     samples, rejects, seen, named = [], [], {}, set()
-    for row_number, sub_id, fold, emotion, onset, apex, offset in rows:
+    for row_number, sub_id, fold, emotion, onset, apex, offset, bad_cell in rows:
         subject_dir = subjects.get(sub_id.lower()) or subjects.get(str(int(sub_id)) if sub_id.isdigit() else "")
         subject = subject_dir.name if subject_dir else sub_id
         folds = _folder_index(subject_dir) if subject_dir else {}
@@ -76,7 +76,9 @@ def collect(root: Path, annotations: Path | None, classes: int) -> tuple[list[Sa
         several = per_fold[(sub_id.lower(), fold.lower())] > 1
         sample_id = f"4dme/{subject}/{fold}" + (f"_{'' if onset is None else onset}" if several else "")
         reason = ""
-        if not sub_id or not fold or unsafe_name(sub_id) or unsafe_name(fold):
+        if bad_cell:
+            reason = bad_cell
+        elif not sub_id or not fold or unsafe_name(sub_id) or unsafe_name(fold):
             reason = f"sheet row {row_number} names no plain sub_ID and fold_name ({sub_id!r}, {fold!r})"
         elif sample_id in seen:
             reason = f"duplicate sheet row {row_number} (first on row {seen[sample_id]})"

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 
 from components.data.classes import canonical_word, dataset_label_map
-from components.data.samples import Reject, Sample, cell_frame, cell_text, cut_clip_range, subfolders, unsafe_name, walk
+from components.data.samples import Reject, Sample, cell_text, cut_clip_range, frame_cells, subfolders, unsafe_name, walk
 from components.data.sheets import SheetLayout, find_sheet, read_sheet
 from components.errors import UserError
 
@@ -67,8 +67,11 @@ def collect(root: Path, annotations: Path | None, classes: int) -> tuple[list[Sa
         raw_subject, video, emotion = (cell_text(cells[c]) for c in ("Subject", "Filename", "Estimated Emotion"))
         subject = canonical_subject(raw_subject) or canonical_subject(video.split("-")[0]) or raw_subject
         sample_id = f"mmew/{subject}/{video}"
+        onset, apex, offset, bad_cell = frame_cells(cells, ("OnsetFrame", "ApexFrame", "OffsetFrame"), row_number)
         reason = ""
-        if not video or unsafe_name(video):
+        if bad_cell:
+            reason = bad_cell
+        elif not video or unsafe_name(video):
             reason = f"sheet row {row_number} names no plain Filename ({video!r})"
         elif sample_id in seen:
             reason = f"duplicate sheet row {row_number} (first on row {seen[sample_id]})"
@@ -76,7 +79,6 @@ def collect(root: Path, annotations: Path | None, classes: int) -> tuple[list[Sa
             rejects.append(Reject(sample_id, "mmew", f"mmew/{subject}", video, None, emotion, reason))
             continue
         seen[sample_id] = row_number
-        onset, apex, offset = (cell_frame(cells[c]) for c in ("OnsetFrame", "ApexFrame", "OffsetFrame"))
         folder, folder_emotion = clips.get(video.lower(), (root / video, ""))
         first, last, note = cut_clip_range(folder, onset, offset)
         notes = [note] if note else []

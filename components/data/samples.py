@@ -72,9 +72,9 @@ def check_sample(sample: Sample, min_frames: int = MIN_FRAMES) -> Checked | Reje
     onset, apex, offset = sample.onset, sample.apex, sample.offset
     if sample.onset_offset_from_frames:
         onset, offset = frame_number(frames[0]), frame_number(frames[-1])
-    numbers = [frame_number(p) for p in frames]
+    numbers = [frame_number(p) for p in frames]  # without a range the later stages cut onset..offset
     in_range = [n for n in numbers if (onset is None or n >= onset) and (offset is None or n <= offset)]
-    if len(in_range) < min_frames:
+    if not ranged and len(in_range) < min_frames:
         return sample.reject(f"only {len(in_range)} frames between onset {onset} and offset {offset} (the folder "
                              f"has frames {numbers[0]}..{numbers[-1]}; need at least {min_frames}); check the sheet")
     row = dict(sample_id=sample.sample_id, dataset=sample.dataset, subject=sample.subject,
@@ -144,6 +144,19 @@ def cell_frame(value) -> int | None:
     if not 0 <= number <= MAX_FRAME:
         raise ValueError(f"{text!r} is outside 0..{MAX_FRAME}")
     return int(number)
+
+
+def frame_cells(cells: dict, columns: tuple[str, ...], row_number: int) -> tuple:
+    """A sheet row's frame-number cells (onset, apex, offset, ...) read with `cell_frame`, followed by ''
+    or, when a cell is no frame number, by the reject reason naming it (the values are then all None)."""
+    values = []
+    for column in columns:
+        try:
+            values.append(cell_frame(cells[column]))
+        except ValueError as e:
+            return (*(None for _ in columns), f"sheet row {row_number}: {column} {e}; correct the cell "
+                                              "(blank or / if unknown)")
+    return (*values, "")
 
 
 def canonical_subject(text: str, width: int) -> str:

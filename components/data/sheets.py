@@ -17,7 +17,7 @@ import pandas as pd
 
 from components.data.classes import dataset_label_map
 from components.data.manifest import list_frames
-from components.data.samples import (Reject, Sample, canonical_subject, cell_frame, cell_text, subfolders, unsafe_name,
+from components.data.samples import (Reject, Sample, canonical_subject, cell_text, frame_cells, subfolders, unsafe_name,
                                      walk)
 from components.errors import UserError
 
@@ -128,21 +128,15 @@ def collect_sheet_dataset(layout: SheetLayout, root: Path, annotations: Path | N
             reject.reason = f"sheet row {row_number} names an unsafe path ({raw_subject!r}, {video!r})"
         elif sample_id in seen:
             reject.reason = f"duplicate sheet row {row_number} (first on row {seen[sample_id]})"
-        frames = {}
-        for column in (onset_col, apex_col, offset_col):
-            try:
-                frames[column] = cell_frame(cells[column])
-            except ValueError as e:
-                if not reject.reason:  # the row names its folder: that folder is rejected, not row-less
-                    reject.reason = f"sheet row {row_number}: {column} {e}; correct the cell (blank or / if unknown)"
-                    reject.frames_dir = root / subject_folder / video
+        onset, apex, offset, bad_cell = frame_cells(cells, (onset_col, apex_col, offset_col), row_number)
+        if bad_cell and not reject.reason:  # the row names its folder: that folder is rejected, not row-less
+            reject.reason, reject.frames_dir = bad_cell, root / subject_folder / video
         if reject.reason:
             rejects.append(reject)
             continue
         seen[sample_id] = row_number
         samples.append(Sample(layout.dataset, f"{layout.dataset}/{subject}", video, sample_id,
-                              root / subject_folder / video, emotion, label_map, frames[onset_col],
-                              frames[apex_col], frames[offset_col]))
+                              root / subject_folder / video, emotion, label_map, onset, apex, offset))
     claimed = {s.frames_dir for s in samples} | {r.frames_dir for r in rejects if r.frames_dir}
     for subject, subject_dir in folders.items():
         for clip_dir in subfolders(subject_dir):
