@@ -14,14 +14,15 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from cli_failures import fails, frames_folder, run_inputs  # noqa: F401 (fixtures)
 from components.cli import main
 from components.config import TrainSettings
 from components.training.checkpoint import CONFIG_KEY, save_model
 from components.vision.frames import RejectedVideo, read_gray
-from face_video import manifest_row, write_manifest
-from fixtures_datasets import write_frames
 from mol_model import MOL
+
+from cli_failures import fails
+from face_video import manifest_row, write_manifest
+from fixtures_datasets import MMEW_HEADER, write_frames, write_plain_sheet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -82,6 +83,20 @@ def test_bad_frame_cells_reject_their_rows_and_a_slash_apex_stays_unknown(tmp_pa
     assert "'-3' is outside" in reasons["EP03"] and "OffsetFrame" in reasons["EP04"]
 
 
+def test_a_bad_frame_cell_rejects_its_row_in_the_other_sheet_adapters_too(tmp_path):
+    """MMEW reads its own sheet layout through the same `frame_cells`: a text onset is a reject, not a crash."""
+    micro = tmp_path / "MMEW" / "Micro_Expression"
+    for folder in ("S01-01-001", "S01-01-002"):
+        write_frames(micro / "happiness" / folder, [f"{n}.jpg" for n in range(1, 13)])
+    write_plain_sheet(tmp_path / "MMEW" / "MMEW_Micro_Exp.xlsx", MMEW_HEADER, [
+        ("S01", "S01-01-001", "three", 7, 12, "12", "happiness", ""), ("S01", "S01-01-002", 1, 7, 12, "12", "happiness", "")])
+    assert main(["ingest", "--dataset", "mmew", "--root", str(tmp_path / "MMEW"), "--classes", "7", "--out",
+                 str(tmp_path / "m.csv")]) == 0
+    assert pd.read_csv(tmp_path / "m.csv")["video_id"].tolist() == ["S01-01-002"]
+    [reason] = pd.read_csv(tmp_path / "rejects.csv")["reason"].tolist()
+    assert "OnsetFrame 'three' is not a frame number" in reason
+
+
 def test_classes_flag_that_a_model_file_would_ignore_is_refused(weights, frames_folder, tmp_path, capsys):
     line = fails(capsys, "predict", frames_folder, "--model", weights[0], "--classes", 5, "--out", tmp_path / "p")
     assert "records 3 classes" in line
@@ -90,9 +105,9 @@ def test_classes_flag_that_a_model_file_would_ignore_is_refused(weights, frames_
 @pytest.mark.parametrize("override", ["data.dataset=foo", "data.classes=7", "split.mode=bogus", "train.lr=fast",
                                       "kubeflow.gpus_per_fold=-1"])
 def test_pipeline_compile_validates_every_value(override, tmp_path, capsys):
-    key = override.split("=")[0]
+    value = override.split("=")[1]
     line = fails(capsys, "pipeline", "compile", "--param", override, "--out", tmp_path / "p.yaml")
-    assert key in line and not (tmp_path / "p.yaml").exists()
+    assert value in line and not (tmp_path / "p.yaml").exists()
 
 
 # ---------------------------------------------------------------------------------------------- tracebacks

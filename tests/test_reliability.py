@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 import torch
 
-from cli_failures import TINY, error_line, fails, frames_folder, run_inputs  # noqa: F401 (fixtures)
 from components.cli import main
 from components.config import ExecutionSettings, LabelsSettings
 from components.data.folds import write_fold_plan
@@ -28,6 +27,8 @@ from components.errors import redact
 from components.io import LOCK_FILE, output_lock, write_json
 from components.labels import labels
 from components.train import train
+
+from cli_failures import TINY, error_line, fails
 from face_video import manifest_row, write_manifest, write_video
 from mlflow_store import fresh_store
 
