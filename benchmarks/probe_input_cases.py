@@ -9,8 +9,15 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.probe import Base, Case, Probe
-from benchmarks.probe_cases import (case_registry, current_made_from, frames_copy, hand_made_run, in_out,
-                                    manifest_copy, train_argv)
+from benchmarks.probe_cases import (
+    case_registry,
+    current_made_from,
+    frames_copy,
+    hand_made_run,
+    in_out,
+    manifest_copy,
+    train_argv,
+)
 
 CASES: list[Case] = []
 case = case_registry(CASES)
@@ -132,7 +139,7 @@ for _override in ("data.dataset=foo", "data.classes=7", "split.mode=bogus", "tra
     @case("silent input", f"pipeline-compile-{_override}")
     def _(work, base, override=_override):
         return Probe(["pipeline", "compile", "--params", base.params, "--param", override,
-                      "--out", "p.yaml"], check=lambda r: in_out(r, override.split("=")[0]))
+                      "--out", "p.yaml"], check=lambda r: in_out(r, override.split("=")[1]))
 
 
 # ---------------------------------------------------------------------------------------------- tracebacks
