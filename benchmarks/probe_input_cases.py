@@ -9,15 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.probe import Base, Case, Probe
-from benchmarks.probe_cases import (
-    case_registry,
-    current_made_from,
-    frames_copy,
-    hand_made_run,
-    in_out,
-    manifest_copy,
-    train_argv,
-)
+from benchmarks.probe_cases import (case_registry, current_made_from, frames_copy, hand_made_run, in_out, manifest_copy,
+                                    train_argv)
 
 CASES: list[Case] = []
 case = case_registry(CASES)
