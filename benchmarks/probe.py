@@ -116,7 +116,10 @@ def classify(result: subprocess.CompletedProcess, probe: Probe, work: Path, befo
         return "traceback", f"exit {result.returncode}: {last[:160]}"
     if probe.expect_error and result.returncode == 0:
         return "silent", "exit 0 where a refusal was due"
-    wrong = probe.check(result) if probe.check else ""
+    try:
+        wrong = probe.check(result) if probe.check else ""
+    except Exception as e:  # the result the check reads is missing or malformed: not the reliable result
+        wrong = f"the expected result is not there ({type(e).__name__}: {e})"
     if not probe.expect_error and result.returncode != 0:
         wrong = wrong or f"refused where a result was due: {last[:160]}"
     return ("silent", wrong) if wrong else ("handled", last[:160])

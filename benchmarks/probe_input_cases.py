@@ -166,6 +166,11 @@ def _out_cases():
 _out_cases()
 
 
+@case("traceback", "pipeline-compile-out-not-yaml")
+def _(work, base):
+    return Probe(["pipeline", "compile", "--params", base.params, "--out", "pipeline.txt"])
+
+
 @case("traceback", "ingest-empty-csv-sheet")
 def _(work, base):
     (work / "sheet.csv").write_bytes(b"")

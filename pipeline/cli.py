@@ -81,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
 
 def compile_command(args: argparse.Namespace) -> int:
     check_output(args.out, "file")
+    if not str(args.out).endswith((".yaml", ".yml")):  # KFP's compiler writes nothing else
+        raise UserError(f"--out {args.out} must end with .yaml (the pipeline is written as KFP IR YAML)")
     pipeline, arguments, settings = configured_pipeline(args.params, args.param)
     warn_if_placeholder(settings.image)
     compile_pipeline(pipeline, arguments, args.out)

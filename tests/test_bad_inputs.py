@@ -134,6 +134,10 @@ def test_an_output_of_the_wrong_kind_fails_before_any_work(stage, tmp_path, caps
     assert "is a file, not a folder" in under
 
 
+def test_pipeline_compile_out_must_be_yaml(tmp_path, capsys):
+    assert "must end with .yaml" in fails(capsys, "pipeline", "compile", "--out", tmp_path / "pipeline.txt")
+
+
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root may write anywhere")
 def test_an_output_in_a_folder_nobody_may_write_fails_at_once(tmp_path, capsys):
     (tmp_path / "locked").mkdir(mode=0o555)
