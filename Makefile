@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml requirements.lock
 run: $(STAMP)
 	@[ -d .git ] || git init --quiet
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	$(BIN)/dvc checkout --relink  # outputs become links into the DVC cache: one copy on disk, not two
 
 ## make test: install, then run every test, the end-to-end ones included (CI runs this)
 test: $(STAMP)
