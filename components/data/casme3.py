@@ -22,7 +22,8 @@ import re
 from pathlib import Path
 
 from components.data.classes import dataset_label_map
-from components.data.samples import Reject, Sample, cell_text, cut_clip_range, frame_cells, subfolders, unsafe_name, walk
+from components.data.samples import (Reject, Sample, cell_text, cut_clip_range, duplicate_row, frame_cells, subfolders,
+                                     unsafe_name, walk)
 from components.data.sheets import SheetLayout, read_sheet
 from components.errors import UserError
 
@@ -97,7 +98,7 @@ def collect(root: Path, annotations: Path | None, classes: int) -> tuple[list[Sa
         reject.reason, timing, note = _row_fault(row_number, raw_subject, video, subject, timing)
         reject.reason = bad_cell or reject.reason
         if not reject.reason and sample_id in seen:
-            reject.reason = f"duplicate sheet row {row_number} (first on row {seen[sample_id]})"
+            reject.reason = duplicate_row(row_number, seen[sample_id])
         if reject.reason:
             rejects.append(reject)
             continue

@@ -15,7 +15,8 @@ from collections import Counter
 from pathlib import Path
 
 from components.data.classes import dataset_label_map
-from components.data.samples import Reject, Sample, cell_text, cut_clip_range, frame_cells, subfolders, unsafe_name, walk
+from components.data.samples import (Reject, Sample, cell_text, cut_clip_range, frame_cells, row_rejection, subfolders,
+                                     walk)
 from components.data.sheets import SheetLayout, find_sheet, read_sheet
 from components.errors import UserError
 
@@ -75,13 +76,7 @@ def collect(root: Path, annotations: Path | None, classes: int) -> tuple[list[Sa
         named.add(fold_dir)
         several = per_fold[(sub_id.lower(), fold.lower())] > 1
         sample_id = f"4dme/{subject}/{fold}" + (f"_{'' if onset is None else onset}" if several else "")
-        reason = ""
-        if bad_cell:
-            reason = bad_cell
-        elif not sub_id or not fold or unsafe_name(sub_id) or unsafe_name(fold):
-            reason = f"sheet row {row_number} names no plain sub_ID and fold_name ({sub_id!r}, {fold!r})"
-        elif sample_id in seen:
-            reason = f"duplicate sheet row {row_number} (first on row {seen[sample_id]})"
+        reason = row_rejection(row_number, bad_cell, {"sub_ID": sub_id, "fold_name": fold}, sample_id, seen)
         if reason:
             rejects.append(Reject(sample_id, "4dme", f"4dme/{subject}", fold, None, emotion, reason))
             continue

@@ -18,7 +18,8 @@ import re
 from pathlib import Path
 
 from components.data.classes import canonical_word, dataset_label_map
-from components.data.samples import Reject, Sample, cell_text, cut_clip_range, frame_cells, subfolders, unsafe_name, walk
+from components.data.samples import (Reject, Sample, cell_text, cut_clip_range, frame_cells, row_rejection, subfolders,
+                                     walk)
 from components.data.sheets import SheetLayout, find_sheet, read_sheet
 from components.errors import UserError
 
@@ -68,13 +69,7 @@ def collect(root: Path, annotations: Path | None, classes: int) -> tuple[list[Sa
         subject = canonical_subject(raw_subject) or canonical_subject(video.split("-")[0]) or raw_subject
         sample_id = f"mmew/{subject}/{video}"
         onset, apex, offset, bad_cell = frame_cells(cells, ("OnsetFrame", "ApexFrame", "OffsetFrame"), row_number)
-        reason = ""
-        if bad_cell:
-            reason = bad_cell
-        elif not video or unsafe_name(video):
-            reason = f"sheet row {row_number} names no plain Filename ({video!r})"
-        elif sample_id in seen:
-            reason = f"duplicate sheet row {row_number} (first on row {seen[sample_id]})"
+        reason = row_rejection(row_number, bad_cell, {"Filename": video}, sample_id, seen)
         if reason:
             rejects.append(Reject(sample_id, "mmew", f"mmew/{subject}", video, None, emotion, reason))
             continue

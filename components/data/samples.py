@@ -164,6 +164,22 @@ def canonical_subject(text: str, width: int) -> str:
     return text.zfill(width) if text.isdigit() else text
 
 
+def duplicate_row(row_number: int, first_row: int) -> str:
+    """The reject reason of a sheet row that names a sample an earlier row already named."""
+    return f"duplicate sheet row {row_number} (first on row {first_row})"
+
+
+def row_rejection(row_number: int, bad_cell: str, names: dict[str, str], sample_id: str, seen: dict) -> str:
+    """Why a sheet row cannot become a sample ('' when it can): a bad frame cell, a name column (header ->
+    value) that is empty or not a plain folder name, or a sample an earlier row named (`seen`: id -> row)."""
+    if bad_cell:
+        return bad_cell
+    if not all(names.values()) or any(unsafe_name(v) for v in names.values()):
+        return (f"sheet row {row_number} names no plain {' and '.join(names)} "
+                f"({', '.join(repr(v) for v in names.values())})")
+    return duplicate_row(row_number, seen[sample_id]) if sample_id in seen else ""
+
+
 def unsafe_name(text: str) -> bool:
     """True for a sheet value that is not a plain folder name (`../x`, `/abs`, `C:\\x`, `a/b`)."""
     return (text in {".", ".."} or "/" in text or "\\" in text

@@ -17,8 +17,8 @@ import pandas as pd
 
 from components.data.classes import dataset_label_map
 from components.data.manifest import list_frames
-from components.data.samples import (Reject, Sample, canonical_subject, cell_text, frame_cells, subfolders, unsafe_name,
-                                     walk)
+from components.data.samples import (Reject, Sample, canonical_subject, cell_text, duplicate_row, frame_cells,
+                                     subfolders, unsafe_name, walk)
 from components.errors import UserError
 
 HEADER_SEARCH_ROWS = 30
@@ -127,7 +127,7 @@ def collect_sheet_dataset(layout: SheetLayout, root: Path, annotations: Path | N
         elif unsafe_name(raw_subject) or unsafe_name(video):
             reject.reason = f"sheet row {row_number} names an unsafe path ({raw_subject!r}, {video!r})"
         elif sample_id in seen:
-            reject.reason = f"duplicate sheet row {row_number} (first on row {seen[sample_id]})"
+            reject.reason = duplicate_row(row_number, seen[sample_id])
         onset, apex, offset, bad_cell = frame_cells(cells, (onset_col, apex_col, offset_col), row_number)
         if bad_cell and not reject.reason:  # the row names its folder: that folder is rejected, not row-less
             reject.reason, reject.frames_dir = bad_cell, root / subject_folder / video
