@@ -33,6 +33,7 @@ from components.settings import Settings, nearest, setting
 from components.vision.face import REFERENCE_FRAMES
 from components.vision.flow import FLOW_METHODS
 from mol_model.clips import CLIP_LENGTH
+from mol_model.initialisation import INITS
 from mol_model.model import MER_INPUTS
 
 PARAMS_FILE = "params.yaml"
@@ -144,6 +145,10 @@ class TrainSettings(Settings):
     mer_dropout: float = setting(0.5, "dropout of the expression head, training only (official 0.5)",
                                  minimum=0, below=1)
     seed: int = setting(0, "seed of the initial weights, batches, crops and dropout")
+    init: str = setting("official", "how the flow and landmark heads start: official (the official code's "
+                                    "initialisation) or baselines (predicting the trivial baselines the "
+                                    "evaluation reports: the fold's mean training landmark shape and zero flow; "
+                                    "the other weights as official)", choices=INITS)
     crops: int = setting(0, "training crops per clip: 0 = a fresh random 128x128 crop every time a clip is used; "
                             "N = N fixed random crops per clip drawn from the seed (official: 5)", minimum=0)
     balance: str = setting("none", "against collapse to one class: sampler draws class-balanced batches, loss "

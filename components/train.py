@@ -15,8 +15,8 @@ once, for the final score. `--val-subjects N` keeps the best step on N held-out 
 (honest). `--select-on-test` reproduces the official protocol, keeping the step with the best test
 score: that leaks test labels into model selection, and every output says so.
 
-Determinism: the batch of step t is a pure function of (seed, t), and the model initialisation of
-(seed), so a fold gives the same result alone (`--fold K`) or inside `--all`, and a killed run resumed
+Determinism: the batch of step t is a pure function of (seed, t), and the model initialisation of the
+seed (and, with `init: baselines`, the fold's training clips), so a fold gives the same result alone (`--fold K`) or inside `--all`, and a killed run resumed
 from its last checkpoint ends with the same weights as an uninterrupted one (on CPU).
 """
 from __future__ import annotations
@@ -184,7 +184,7 @@ def train_fold(clips_dir: str | Path, spec: dict, folds_doc: dict, out: str | Pa
                                                                config.seed, k, num_classes)
 
     weights = class_weights(train_set.clip_labels, num_classes) if config.balance == "loss" else None
-    trainer = Trainer(config, num_classes, device, weights, execution.eval_batch_size)
+    trainer = Trainer(config, num_classes, device, weights, execution.eval_batch_size, train_set.mean_shape())
     fold_state = FoldState(made_from=made_from)
     if resume_path.is_file():
         fold_state = load_resume(resume_path, trainer, config)
