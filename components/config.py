@@ -30,6 +30,7 @@ from components.data import ADAPTERS
 from components.data.classes import check_class_set
 from components.errors import UserError
 from components.settings import Settings, nearest, setting
+from components.training.schedule import LR_SCHEDULES
 from components.vision.face import REFERENCE_FRAMES
 from components.vision.flow import FLOW_METHODS
 from mol_model.clips import CLIP_LENGTH
@@ -130,7 +131,11 @@ class SplitSettings(Settings):
 class TrainSettings(Settings):
     section: ClassVar[str] = "train"
     about: ClassVar[str] = "the training schedule; every key decides the result"
-    lr: float = setting(1e-4, "AdamW learning rate", minimum=0)
+    lr: float = setting(1e-4, "AdamW learning rate (the peak, after any warm-up)", minimum=0)
+    lr_schedule: str = setting("constant", "learning rate after the warm-up: constant (official) or cosine (from "
+                                           "lr down towards 0 at the last step)", choices=LR_SCHEDULES)
+    warmup_steps: int = setting(0, "steps of linear learning-rate warm-up, from lr/N up to lr (0: none, official)",
+                                minimum=0)
     weight_decay: float = setting(1e-3, "AdamW weight decay", minimum=0)
     batch_size: int = setting(32, "clips per step", minimum=1)
     steps: int = setting(1000, "optimizer steps per fold", minimum=1)

@@ -15,8 +15,8 @@ once, for the final score. `--val-subjects N` keeps the best step on N held-out 
 (honest). `--select-on-test` reproduces the official protocol, keeping the step with the best test
 score: that leaks test labels into model selection, and every output says so.
 
-Determinism: the batch of step t is a pure function of (seed, t), and the model initialisation of the
-seed (and, with `init: baselines`, the fold's training clips), so a fold gives the same result alone (`--fold K`) or inside `--all`, and a killed run resumed
+Determinism: the batch and learning rate of step t are pure functions of (seed, t), and the model
+initialisation of the seed (and, with `init: baselines`, the fold's training clips), so a fold gives the same result alone (`--fold K`) or inside `--all`, and a killed run resumed
 from its last checkpoint ends with the same weights as an uninterrupted one (on CPU).
 """
 from __future__ import annotations

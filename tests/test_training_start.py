@@ -1,16 +1,19 @@
-"""Where training starts: the heads initialised at their trivial baselines (`train.init`), on the real
+"""Where training starts and how it proceeds: the heads initialised at their trivial baselines
+(`train.init`) and the learning-rate schedule (`train.lr_schedule`, `train.warmup_steps`), on the real
 network at small sizes."""
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 import numpy as np
 import pytest
 import torch
 
-from components.config import TrainSettings
+from components.config import TrainSettings, load_params
 from components.training.data import load_clips
+from components.training.schedule import learning_rate
 from components.training.trainer import Trainer
 from mol_model import MOL, init_heads_at_baselines
 
@@ -75,3 +78,19 @@ def test_evaluation_at_init_scores_the_baselines(run_inputs, one_torch_thread):
     assert start["flow_epe"] == pytest.approx(start["flow_epe_zero"], rel=1e-6)
     assert start["landmark_nme"] == pytest.approx(start["landmark_nme_mean_shape"], rel=1e-5)
     assert scores["official"]["landmark_nme"] > 2 * start["landmark_nme"]  # far from its baseline (random shapes here)
+
+
+def test_learning_rate_schedules():
+    assert [learning_rate(s, 1e-3, 100) for s in (0, 50, 99)] == [1e-3] * 3  # official: constant, exactly
+    warm = [learning_rate(s, 1e-3, 100, warmup_steps=4) for s in range(6)]
+    assert warm == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+    cosine = [learning_rate(s, 1e-3, 110, warmup_steps=10, schedule="cosine") for s in range(110)]
+    assert cosine[9] == cosine[10] == pytest.approx(1e-3)  # warm-up ends at the peak, where the decay starts
+    assert cosine[60] == pytest.approx(0.5e-3)  # half way through the decay
+    assert cosine[109] == pytest.approx(1e-3 * (1 + math.cos(math.pi * 99 / 100)) / 2) and cosine[109] > 0
+    assert all(a > b for a, b in zip(cosine[10:], cosine[11:]))
+    assert learning_rate(1, 1e-3, 2, warmup_steps=5) == pytest.approx(4e-4)  # warm-up longer than the run
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        learning_rate(0, 1e-3, 10, schedule="linear")
+    paper = load_params("params-paper.yaml").section(TrainSettings)
+    assert (paper.init, paper.lr_schedule, paper.warmup_steps) == ("official", "constant", 0)

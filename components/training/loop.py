@@ -1,5 +1,5 @@
-"""The step loop of one fold: train from the current step to the last, checkpoint on the way, and (with a
-selection set) keep the weights of the step that scores best on it."""
+"""The step loop of one fold: train from the current step to the last at the schedule's learning rate,
+checkpoint on the way, and (with a selection set) keep the weights of the step that scores best on it."""
 from __future__ import annotations
 
 import math
@@ -13,6 +13,7 @@ from components.io import progress_bar
 from components.tracking.runs import Run
 from components.training.data import BatchSampler, ClipSet
 from components.training.resume import FoldState, save_resume
+from components.training.schedule import learning_rate
 from components.training.scoring import score, selection_key
 from components.training.trainer import LOSS_TERMS, Trainer
 
@@ -27,6 +28,7 @@ def train_steps(trainer: Trainer, sampler: BatchSampler, train_set: ClipSet, sel
     bar = progress_bar(total=config.steps, initial=start, desc=desc, unit="step", dynamic_ncols=True)
     for step in range(start, config.steps):
         clips = sampler.batch(step)
+        trainer.set_learning_rate(learning_rate(step, config.lr, config.steps, config.warmup_steps, config.lr_schedule))
         losses = trainer.step(train_set.batch(clips, train_set.training_offsets(clips, config.seed, step, config.crops)))
         done = fold_state.step = step + 1
         if not all(math.isfinite(v) for v in losses.values()):

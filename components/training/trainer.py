@@ -64,6 +64,10 @@ class Trainer:
             + c.landmark_weight * terms["landmark"]
         return terms
 
+    def set_learning_rate(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
     def step(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
         self.model.train()
         batch = to_device(batch, self.device)
