@@ -1,6 +1,6 @@
 """Where training starts and how it proceeds: the heads initialised at their trivial baselines
-(`train.init`) and the learning-rate schedule (`train.lr_schedule`, `train.warmup_steps`), on the real
-network at small sizes."""
+(`train.init`), the learning-rate schedule (`train.lr_schedule`, `train.warmup_steps`) and the margin
+measure (the step at which the training accuracy passes 0.8), on the real network at small sizes."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,17 +8,23 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from safetensors.torch import load_file
 
-from components.config import TrainSettings, load_params
+from benchmarks.ablation import format_table, pass_cell, slowest_pass
+from components.config import ExecutionSettings, TrainSettings, load_params
+from components.train import train
 from components.training.data import load_clips
+from components.training.margin import pass_step, running_accuracy
 from components.training.schedule import learning_rate
 from components.training.trainer import Trainer
 from mol_model import MOL, init_heads_at_baselines
 
 TINY = TrainSettings(batch_size=1, steps=2)
 AT_BASELINES = dataclasses.replace(TINY, init="baselines")
+RUN = ExecutionSettings(checkpoint_every=1, eval_batch_size=4, threads=1)
 CHANGED_BY_INIT = {"landmark_head.fc2.weight", "landmark_head.fc2.bias", "flow.refine.0.predict.weight"}
 
 
@@ -94,3 +100,54 @@ def test_learning_rate_schedules():
         learning_rate(0, 1e-3, 10, schedule="linear")
     paper = load_params("params-paper.yaml").section(TrainSettings)
     assert (paper.init, paper.lr_schedule, paper.warmup_steps) == ("official", "constant", 0)
+
+
+def test_pass_step_of_hand_made_accuracies():
+    rising = [0.0] * 10 + [1.0] * 30  # the window ending at step 26 holds 16 ones of 20: 0.8
+    assert pass_step(rising) == 26
+    assert running_accuracy(rising[:26]) == pytest.approx(0.8)
+    assert pass_step([1.0] * 19) is None and pass_step([1.0] * 20) == 20  # only full windows count
+    assert pass_step([0.5, 1.0, 0.5, 1.0, 1.0], window=2) == 5  # 0.75 at steps 2-4 is not enough
+    assert pass_step([0.75, 0.875, 0.75, 0.875], window=2) == 2  # exactly 0.8 passes
+    assert running_accuracy([0.0, 1.0], window=20) == 0.5  # fewer than a window at the start
+
+
+def test_ablation_shows_the_pass_step_against_the_schedule():
+    def row(seed, step):
+        return {"arm": "joint", "seed": seed, "uf1": 0.9, "uar": 0.9, "acc": 0.9, "clip_uf1": 0.9, "flow_epe": 0.1,
+                "landmark_nme": 0.03, "collapsed": 0, "folds": 1, "pass_step": step, "steps": 200}
+
+    assert slowest_pass([90, 120]) == 120 and slowest_pass([90, None]) is None
+    assert pass_cell([row(0, 90)]) == "90 (45%)" and pass_cell([row(0, None)]) == "never"
+    table = format_table([row(0, 90), row(1, 110)])
+    assert "| 0 of 1 | 90 (45%) |" in table and "| 0 of 2 | 100 ± 10, latest 110 (55%) |" in table
+    assert "| 0 of 2 | never (1 of 2) |" in format_table([row(0, 90), row(1, None)])
+
+
+SCHEDULED = dataclasses.replace(AT_BASELINES, steps=4, warmup_steps=2, lr=1e-3, lr_schedule="cosine")
+
+
+def test_fold_follows_the_schedule_and_logs_its_accuracy(run_inputs, tmp_path):
+    [metrics] = train(run_inputs / "clips", run_inputs / "folds.json", tmp_path, fold=0, config=SCHEDULED,
+                      execution=RUN, track=False)
+    log = pd.read_csv(tmp_path / "fold_00/train_log.csv")
+    np.testing.assert_allclose(log["lr"], [5e-4, 1e-3, 1e-3, 5e-4], rtol=1e-12)  # warm-up, then the decay
+    assert set(log["acc"]) <= {0.0, 1.0}  # batches of one clip
+    np.testing.assert_allclose(log["acc_running"], log["acc"].cumsum() / log["step"])
+    assert metrics["train_acc_pass_step"] is None  # 4 steps hold no full window of 20
+    assert metrics["train_acc_final"] == pytest.approx(log["acc_running"].iloc[-1])
+    assert metrics["config"]["init"] == "baselines"
+
+
+@pytest.mark.slow  # 3 short trainings; test_train.py's resume test covers the mechanism in the fast suite
+def test_resume_is_bit_identical_with_the_schedule_and_baseline_heads(run_inputs, tmp_path):
+    args = (run_inputs / "clips", run_inputs / "folds.json")
+    straight = train(*args, tmp_path / "straight", fold=0, config=SCHEDULED, execution=RUN, track=False)[0]
+    assert train(*args, tmp_path / "resumed", fold=0, config=SCHEDULED, execution=RUN, track=False,
+                 stop_after=1) == [None]
+    resumed = train(*args, tmp_path / "resumed", fold=0, config=SCHEDULED, execution=RUN, track=False)[0]
+    a, b = (load_file(tmp_path / name / "fold_00/model.safetensors") for name in ("straight", "resumed"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    timing = ("train_seconds", "train_clips_per_second")
+    assert {k: v for k, v in resumed.items() if k not in timing} == {k: v for k, v in straight.items()
+                                                                      if k not in timing}

@@ -69,6 +69,8 @@ class Trainer:
             group["lr"] = lr
 
     def step(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        """One update on `batch`: its loss terms and `acc`, the share of its clips the forward pass got
+        right (before the update)."""
         self.model.train()
         batch = to_device(batch, self.device)
         with self._autocast():
@@ -77,6 +79,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         self.optimizer.step()
+        terms["acc"] = (out.logits.detach().argmax(1) == batch["label"]).float().mean()
         return {k: float(v.detach()) for k, v in terms.items()}
 
     @torch.inference_mode()
