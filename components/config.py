@@ -30,9 +30,11 @@ from components.data import ADAPTERS
 from components.data.classes import check_class_set
 from components.errors import UserError
 from components.settings import Settings, nearest, setting
+from components.training.schedule import LR_SCHEDULES
 from components.vision.face import REFERENCE_FRAMES
 from components.vision.flow import FLOW_METHODS
 from mol_model.clips import CLIP_LENGTH
+from mol_model.initialisation import INITS
 from mol_model.model import MER_INPUTS
 
 PARAMS_FILE = "params.yaml"
@@ -129,7 +131,11 @@ class SplitSettings(Settings):
 class TrainSettings(Settings):
     section: ClassVar[str] = "train"
     about: ClassVar[str] = "the training schedule; every key decides the result"
-    lr: float = setting(1e-4, "AdamW learning rate", minimum=0)
+    lr: float = setting(1e-4, "AdamW learning rate (the peak, after any warm-up)", minimum=0)
+    lr_schedule: str = setting("constant", "learning rate after the warm-up: constant (official) or cosine (from "
+                                           "lr down towards 0 at the last step)", choices=LR_SCHEDULES)
+    warmup_steps: int = setting(0, "steps of linear learning-rate warm-up, from lr/N up to lr (0: none, official)",
+                                minimum=0)
     weight_decay: float = setting(1e-3, "AdamW weight decay", minimum=0)
     batch_size: int = setting(32, "clips per step", minimum=1)
     steps: int = setting(1000, "optimizer steps per fold", minimum=1)
@@ -144,6 +150,10 @@ class TrainSettings(Settings):
     mer_dropout: float = setting(0.5, "dropout of the expression head, training only (official 0.5)",
                                  minimum=0, below=1)
     seed: int = setting(0, "seed of the initial weights, batches, crops and dropout")
+    init: str = setting("official", "how the flow and landmark heads start: official (the official code's "
+                                    "initialisation) or baselines (predicting the trivial baselines the "
+                                    "evaluation reports: the fold's mean training landmark shape and zero flow; "
+                                    "the other weights as official)", choices=INITS)
     crops: int = setting(0, "training crops per clip: 0 = a fresh random 128x128 crop every time a clip is used; "
                             "N = N fixed random crops per clip drawn from the seed (official: 5)", minimum=0)
     balance: str = setting("none", "against collapse to one class: sampler draws class-balanced batches, loss "

@@ -3,8 +3,10 @@
 Per fold, in `OUT/fold_KK/`:
   model.safetensors   the evaluated model (weights + config in the metadata; training/checkpoint.py)
   metrics.json        clip- and video-level confusion matrices and metrics, flow EPE, landmark NME,
-                      losses, per-video predictions; written last, so its presence means "fold done"
-  train_log.csv       step, loss terms, lr (and selection scores when a selection set is used)
+                      losses, per-video predictions, the step the training accuracy passed 0.8;
+                      written last, so its presence means "fold done"
+  train_log.csv       step, loss terms, batch and running accuracy, lr (and selection scores when a
+                      selection set is used)
   training_curves.png, confusion_matrix.png
   samples.npz         the first test clip of up to 2 test videos with labels and predictions (flow,
                       landmarks), for `mol evaluate`'s sample pictures
@@ -15,8 +17,8 @@ once, for the final score. `--val-subjects N` keeps the best step on N held-out 
 (honest). `--select-on-test` reproduces the official protocol, keeping the step with the best test
 score: that leaks test labels into model selection, and every output says so.
 
-Determinism: the batch of step t is a pure function of (seed, t), and the model initialisation of
-(seed), so a fold gives the same result alone (`--fold K`) or inside `--all`, and a killed run resumed
+Determinism: the batch and learning rate of step t are pure functions of (seed, t), and the model
+initialisation of the seed (and, with `init: baselines`, the fold's training clips), so a fold gives the same result alone (`--fold K`) or inside `--all`, and a killed run resumed
 from its last checkpoint ends with the same weights as an uninterrupted one (on CPU).
 """
 from __future__ import annotations
@@ -42,6 +44,7 @@ from components.training.data import (BatchSampler, ClipSet, check_clips_dir, cl
                                       flow_backend, hold_out_validation, load_clips, sample_clips)
 from components.training.devices import pick_device, precision_label
 from components.training.loop import train_steps
+from components.training.margin import PASS_ACCURACY, pass_step
 from components.training.resume import FoldState, check_same_settings, load_resume, resume_made_from
 from components.training.scoring import (chance_summary, collapse_message, collapse_remedies, majority_summary,
                                          probabilities, score, video_logits)
@@ -184,7 +187,7 @@ def train_fold(clips_dir: str | Path, spec: dict, folds_doc: dict, out: str | Pa
                                                                config.seed, k, num_classes)
 
     weights = class_weights(train_set.clip_labels, num_classes) if config.balance == "loss" else None
-    trainer = Trainer(config, num_classes, device, weights, execution.eval_batch_size)
+    trainer = Trainer(config, num_classes, device, weights, execution.eval_batch_size, train_set.mean_shape())
     fold_state = FoldState(made_from=made_from)
     if resume_path.is_file():
         fold_state = load_resume(resume_path, trainer, config)
@@ -256,6 +259,7 @@ def finish_fold(trainer: Trainer, train_set: ClipSet, test_set: ClipSet, folds_d
         print(f"train: WARNING: fold {info['fold']}: {collapse}; try {collapse_remedies(config)}")
     recent = fold_state.log[-10:]
     selected_step = fold_state.best["step"] if config.selecting else config.steps
+    passed = pass_step([row["acc"] for row in fold_state.log])  # training margin: training/margin.py
     metrics = {
         **info, "status": "done", "selection": config.selection, "protocol": config.protocol,
         "selected_step": selected_step, "steps": config.steps,
@@ -268,6 +272,7 @@ def finish_fold(trainer: Trainer, train_set: ClipSet, test_set: ClipSet, folds_d
                       "majority": majority_summary(test_set.labels, majority, num_classes)},
         "test_losses": evaluation["losses"],
         "final_train_losses": {t: float(np.mean([r[t] for r in recent])) for t in LOSS_TERMS},
+        "train_acc_final": recent[-1]["acc_running"], "train_acc_pass_step": passed,
         "collapsed": collapse is not None, "collapse_warning": collapse,
         "n_test_clips": len(test_set), "n_test_videos": len(test_set.sample_ids),
         "train_seconds": round(fold_state.seconds, 2),
@@ -283,7 +288,7 @@ def finish_fold(trainer: Trainer, train_set: ClipSet, test_set: ClipSet, folds_d
         "flow_weight": config.flow_weight, "landmark_weight": config.landmark_weight})
     write_csv(where / "train_log.csv", pd.DataFrame(fold_state.log))
     write_samples(where / "samples.npz", test_set, picks, evaluation)
-    training_curves_figure(fold_state.log, where / "training_curves.png")
+    training_curves_figure(fold_state.log, where / "training_curves.png", (*LOSS_TERMS, "acc_running"))
     confusion_matrix_figure(np.array(scores["video"]["confusion_matrix"]), class_names,
                             where / "confusion_matrix.png",
                             f"fold {info['fold']} ({info['test_subject']}), video level")
@@ -293,7 +298,8 @@ def finish_fold(trainer: Trainer, train_set: ClipSet, test_set: ClipSet, folds_d
                      for name in ("acc", "uf1", "uar", "war", "wf1")}
                     | {k: metrics[k] for k in ("flow_epe", "landmark_nme", "flow_epe_zero", "landmark_nme_mean_shape")}
                     | {f"video_uf1_{b}": metrics["baselines"][b]["uf1"] for b in ("chance", "majority")}
-                    | {f"test/{t}": v for t, v in evaluation["losses"].items()}, step=config.steps)
+                    | {f"test/{t}": v for t, v in evaluation["losses"].items()}
+                    | ({} if passed is None else {"train_acc_pass_step": passed}), step=config.steps)
     run.set_tags({"selection": config.selection, "selected_step": selected_step, "collapsed": metrics["collapsed"],
                   "device": metrics["device"], "precision": metrics["precision"]})
     # The weights stay in OUT; MLflow gets them once, as the registered champion's model (`mol evaluate`).
@@ -303,7 +309,9 @@ def finish_fold(trainer: Trainer, train_set: ClipSet, test_set: ClipSet, folds_d
           f"UAR {scores['video']['uar']:.3f} (majority class {metrics['baselines']['majority']['uf1']:.3f}), clip UF1 "
           f"{scores['clip']['uf1']:.3f}; flow EPE {metrics['flow_epe']:.3f} px (zero flow "
           f"{metrics['flow_epe_zero']:.3f}), landmark NME {metrics['landmark_nme']:.4f} (mean shape "
-          f"{metrics['landmark_nme_mean_shape']:.4f}) -> {where}")
+          f"{metrics['landmark_nme_mean_shape']:.4f}); training accuracy "
+          + (f"passed {PASS_ACCURACY} at step {passed} of {config.steps}" if passed else f"never passed {PASS_ACCURACY}")
+          + f" -> {where}")
     return metrics
 
 

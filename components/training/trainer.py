@@ -1,5 +1,6 @@
 """One fold's model, optimizer and joint loss: `Trainer.step` trains on one batch, `Trainer.evaluate` scores
-a set of clips (logits, flow EPE, landmark NME, loss terms)."""
+a set of clips (logits, flow EPE, landmark NME, loss terms). The model starts as `train.init` says
+(mol_model/initialisation.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,8 @@ import torch
 from components.config import TrainSettings
 from components.training.data import ClipSet, cropped
 from components.training.devices import bf16_autocast, uses_bf16
-from mol_model import MOL, MOLOutput
+from components.vision.clips import EVAL_OFFSET
+from mol_model import MOL, MOLOutput, init_heads_at_baselines
 from mol_model.losses import mol_loss
 from mol_model.metrics import flow_epe, landmark_nme
 from mol_model.normalize import normalize_video
@@ -31,12 +33,21 @@ class Trainer:
     """The model, its optimizer and the loss of one fold; `step` and `evaluate` are the two modes."""
 
     def __init__(self, config: TrainSettings, num_classes: int, device: torch.device,
-                 weights: torch.Tensor | None, eval_batch_size: int = 16):
+                 weights: torch.Tensor | None, eval_batch_size: int = 16, mean_shape: np.ndarray | None = None):
+        """`mean_shape` [68, 2]: the training clips' mean landmark shape in aligned coordinates
+        (`ClipSet.mean_shape`), where the landmark head starts with `init: baselines`."""
         self.config, self.device, self.eval_batch_size = config, device, eval_batch_size
         self.amp = uses_bf16(config.precision, device)
         torch.manual_seed(config.seed)  # same initial weights for every fold and every process
         self.model = MOL(num_classes=num_classes, neighbors=config.neighbors, mer_input=config.mer_input,
-                         mer_dropout=config.mer_dropout).to(device)
+                         mer_dropout=config.mer_dropout)
+        if config.init == "baselines":
+            if mean_shape is None:
+                raise ValueError("train.init baselines needs the training clips' mean landmark shape")
+            # into the crop the model sees: evaluation crops lie at EVAL_OFFSET, training crops around it
+            # (uniform in 0..16), so the shape cropped there is the evaluation baseline and the mean training target
+            init_heads_at_baselines(self.model, mean_shape - np.asarray(EVAL_OFFSET, dtype=np.float32))
+        self.model.to(device)
         # fused: one kernel for all parameters, ~5x faster than the per-tensor loop on the CPU too.
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                            fused=True)
@@ -53,7 +64,13 @@ class Trainer:
             + c.landmark_weight * terms["landmark"]
         return terms
 
+    def set_learning_rate(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
     def step(self, batch: dict[str, np.ndarray]) -> dict[str, float]:
+        """One update on `batch`: its loss terms and `acc`, the share of its clips the forward pass got
+        right (before the update)."""
         self.model.train()
         batch = to_device(batch, self.device)
         with self._autocast():
@@ -62,6 +79,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
         self.optimizer.step()
+        terms["acc"] = (out.logits.detach().argmax(1) == batch["label"]).float().mean()
         return {k: float(v.detach()) for k, v in terms.items()}
 
     @torch.inference_mode()
