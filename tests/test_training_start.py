@@ -151,3 +151,13 @@ def test_resume_is_bit_identical_with_the_schedule_and_baseline_heads(run_inputs
     timing = ("train_seconds", "train_clips_per_second")
     assert {k: v for k, v in resumed.items() if k not in timing} == {k: v for k, v in straight.items()
                                                                       if k not in timing}
+
+
+def test_a_record_from_before_the_new_settings_reads_as_their_defaults(tmp_path):
+    from components.errors import UserError
+    from components.training.resume import check_same_settings
+
+    older = {k: v for k, v in TINY.as_dict().items() if k not in ("init", "lr_schedule", "warmup_steps")}
+    check_same_settings(older, TINY, tmp_path)  # made before they existed = made with their defaults
+    with pytest.raises(UserError, match="init official -> baselines"):
+        check_same_settings(older, AT_BASELINES, tmp_path)

@@ -91,7 +91,10 @@ def load_resume(path: Path, trainer: Trainer, config: TrainSettings) -> FoldStat
 
 
 def check_same_settings(found: dict, config: TrainSettings, where: Path) -> None:
-    changed = {k: (found.get(k), v) for k, v in config.as_dict().items() if found.get(k) != v}
+    # A key the record lacks is a setting added after it was made, with the behaviour of its default then.
+    defaults = type(config)().as_dict()
+    recorded = {k: found.get(k, default) for k, default in defaults.items()}
+    changed = {k: (recorded[k], v) for k, v in config.as_dict().items() if recorded[k] != v}
     if changed:
         detail = ", ".join(f"{k} {old} -> {new}" for k, (old, new) in changed.items())
         raise UserError(f"{where} was made with other settings ({detail}); pass another --out or delete it")
