@@ -35,6 +35,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folds", default="data/folds.json", help="FOLDS.json of `mol split` (default data/folds.json)")
     parser.add_argument("--out", default="runs/ablation", help="one folder per arm and seed (default runs/ablation)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    parser.add_argument("--arms", default=",".join(ARMS),
+                        help=f"comma-separated arms to run (default {','.join(ARMS)}; `--arms joint`: the margin of "
+                             "the default schedule alone, in half the time)")
     parser.add_argument("--params", default="params.yaml",
                         help="the schedule of both arms: this file's train: and execution: sections (default "
                              "params.yaml, the laptop schedule); the flags below override single keys")
@@ -99,13 +102,21 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def parse_arms(text: str) -> list[str]:
+    arms = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [arm for arm in arms if arm not in ARMS]
+    if unknown or not arms:
+        raise UserError(f"--arms {text!r}: choose from {', '.join(ARMS)} (comma-separated)")
+    return arms
+
+
 def run(args: argparse.Namespace) -> int:
-    seeds = parse_seeds(args.seeds)
+    seeds, arms = parse_seeds(args.seeds), parse_arms(args.arms)
     params = load_params(args.params)
     schedule, execution = TrainSettings.from_args(args, params), ExecutionSettings.from_args(args, params)
-    rows = [run_arm(args, schedule, execution, arm, seed) for seed in seeds for arm in ARMS]
+    rows = [run_arm(args, schedule, execution, arm, seed) for seed in seeds for arm in arms]
     s = schedule
-    print(f"\njoint vs MER-only: {s.steps} steps of batch {s.batch_size} per fold, lr {s.lr} "
+    print(f"\n{' vs '.join(arms)}: {s.steps} steps of batch {s.batch_size} per fold, lr {s.lr} "
           f"({s.lr_schedule}, {s.warmup_steps} warm-up steps), {s.init} initialisation, "
           f"balance {s.balance}, MER input {s.mer_input}, MER dropout {s.mer_dropout}; "
           f"video-level metrics pooled over the folds of {args.folds}")

@@ -397,3 +397,8 @@ def test_ablation_compares_joint_and_mer_only_on_the_same_folds(tmp_path, capsys
     assert capsys.readouterr().out.count("is finished") == 4
     assert main([*command[:-6], "--seeds", "1,1"]) == 2
     assert "repeats a seed" in capsys.readouterr().err
+    assert main([*command, "--arms", "joint,mer"]) == 2
+    assert "choose from joint, MER-only" in capsys.readouterr().err
+    assert main([*command[:-6], "--seeds", "4", "--steps", "1", "--batch-size", "1", "--arms", "joint"]) == 0
+    assert capsys.readouterr().out.count("| joint | 4 |") == 1
+    assert not (tmp_path / "ablation/MER-only-seed4").exists()
