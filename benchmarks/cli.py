@@ -1,6 +1,6 @@
-"""`mol bench {model,preprocess,ablation,probe}`: speed and memory tables (docs/performance.md,
-docs/preprocessing.md), the joint vs MER-only comparison (docs/training.md), and the reliability probe
-(docs/reliability.md)."""
+"""`mol bench {model,preprocess,ablation,cross-person,probe}`: speed and memory tables (docs/performance.md,
+docs/preprocessing.md), the joint vs MER-only comparison and the cross-person score (docs/training.md), and
+the reliability probe (docs/reliability.md)."""
 from __future__ import annotations
 
 import argparse
@@ -12,6 +12,7 @@ BENCHMARKS = {
     "model": ("benchmarks.model", "MOL training-step and inference speed and memory against the matmul roof"),
     "preprocess": ("benchmarks.preprocess", "alignment and flow-label speed against the official recipe"),
     "ablation": ("benchmarks.ablation", "joint training against MER-only training on the same folds, several seeds"),
+    "cross-person": ("benchmarks.cross_person", "train on the synthetic subjects of one real face, test on another's"),
     "probe": ("benchmarks.probe", "bad inputs and faults against every stage: how many end in one clear line"),
 }
 

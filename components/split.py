@@ -42,7 +42,9 @@ def class_names_of(table: pd.DataFrame, num_classes: int | None) -> list[str]:
     return [names.get(i, f"class_{i}") for i in range(count)]
 
 
-def _fold(index: int, test: pd.DataFrame, train: pd.DataFrame, grouped: bool) -> dict:
+def fold_entry(index: int, test: pd.DataFrame, train: pd.DataFrame, grouped: bool) -> dict:
+    """One fold of FOLDS.json from its test and training rows of the manifest (`grouped`: it also lists its
+    test subjects)."""
     subjects = sorted(test["subject"].unique())
     fold = {"fold": index, "test_subject": ",".join(subjects),
             "train": train["sample_id"].tolist(), "test": test["sample_id"].tolist()}
@@ -108,7 +110,7 @@ def cross_folds(table: pd.DataFrame, settings: SplitSettings) -> list[dict]:
         if shared:
             raise UserError(f"--mode cross: subjects {', '.join(shared[:3])} are in {dataset} and in the training data "
                             "sets; subjects must be prefixed by their data set (recreate the manifest with `mol ingest`)")
-        folds.append({**_fold(len(folds), test, train, grouped=True), "test_dataset": dataset,
+        folds.append({**fold_entry(len(folds), test, train, grouped=True), "test_dataset": dataset,
                       "train_datasets": train_sets})
     return folds
 
@@ -137,7 +139,7 @@ def split(manifest: str | Path, out: str | Path, settings: SplitSettings = Split
     usable = usable[usable["subject"].isin(wanted)]
 
     if mode == "cross":
-        return _write(out, manifest, mode, class_names, seed, cross_folds(usable, settings), usable)
+        return write_folds(out, manifest, mode, class_names, seed, cross_folds(usable, settings), usable)
     if mode == "loso":
         groups = loso_groups(usable)
     elif mode in ("kfold", "holdout"):
@@ -152,15 +154,16 @@ def split(manifest: str | Path, out: str | Path, settings: SplitSettings = Split
     folds = []
     for group in groups:
         is_test = usable["subject"].isin(group)
-        folds.append(_fold(len(folds), usable[is_test], usable[~is_test], grouped=mode != "loso"))
+        folds.append(fold_entry(len(folds), usable[is_test], usable[~is_test], grouped=mode != "loso"))
         if mode == "lodo":
             folds[-1]["test_dataset"] = usable.loc[is_test, "dataset"].iloc[0]
 
-    return _write(out, manifest, mode, class_names, seed, folds, usable, **({"k": k} if mode in ("kfold", "holdout") else {}))
+    return write_folds(out, manifest, mode, class_names, seed, folds, usable, **({"k": k} if mode in ("kfold", "holdout") else {}))
 
 
-def _write(out: str | Path, manifest: str | Path, mode: str, class_names: list[str], seed: int, folds: list[dict],
-           usable: pd.DataFrame, **extra) -> dict:
+def write_folds(out: str | Path, manifest: str | Path, mode: str, class_names: list[str], seed: int, folds: list[dict],
+                usable: pd.DataFrame, **extra) -> dict:
+    """Write FOLDS.json (the folds over `usable`, the manifest's rows that have a class) and return it."""
     document = {"mode": mode, "num_classes": len(class_names), "class_names": class_names,
                 "seed": seed, "manifest_sha256": hashlib.sha256(Path(manifest).read_bytes()).hexdigest(),
                 "datasets": sorted(usable["dataset"].unique()), "folds": folds, **extra}

@@ -3,15 +3,17 @@
     OUT_DIR/CASME2_RAW_selected/sub01/EP01_01f/img46.jpg ...   frames, numbered from OnsetFrame
     OUT_DIR/CASME2-coding-synthetic.xlsx                        the CASME II coding sheet (Sheet1)
     OUT_DIR/ground_truth/sub01__EP01_01f.npz                    true landmarks + the warp behind the flow
-    OUT_DIR/synth.json                                          the settings the set was made with
+    OUT_DIR/synth.json                                          the settings, and each subject's real faces
+    OUT_DIR/subjects.png                                        one picture per subject (synthetic/gallery.py)
 
 so `mol ingest --dataset casme2 --root OUT_DIR/CASME2_RAW_selected --annotations
-OUT_DIR/CASME2-coding-synthetic.xlsx` reads it. Subjects are reshaped and relit versions of one real
-photograph (synthetic/faces.py); each video carries its emotion as facial action units rising from onset
-to apex and falling to offset, plus head drift, blinks, flicker, sensor noise and JPEG
-(synthetic/motion.py, synthetic/render.py). Everything is drawn from the seed; each clip has its own
-random stream, so a rerun skips finished clips (those with a ground-truth file) and still produces the
-same bytes.
+OUT_DIR/CASME2-coding-synthetic.xlsx` reads it. Each subject derives from one real face photograph shipped
+with a dependency, or from a morph between two (synthetic/identities.py: the sheet's `Real faces` column
+and synth.json's `identities` say which), reshaped and relit (synthetic/faces.py); each video carries its
+emotion as facial action units rising from onset to apex and falling to offset, plus head drift, blinks,
+flicker, sensor noise and JPEG (synthetic/motion.py, synthetic/render.py). Everything is drawn from the
+seed; each clip has its own random stream, so a rerun skips finished clips (those with a ground-truth file)
+and still produces the same bytes.
 """
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ from components.config import DIFFICULTY_PX, SynthSettings, add_params_argument,
 from components.errors import UserError
 from components.io import check_output, progress_bar, write_json
 from components.synthetic.faces import FRAME_HEIGHT, FRAME_WIDTH, make_subject
+from components.synthetic.gallery import write_gallery
+from components.synthetic.identities import subject_source
 from components.synthetic.render import FRAMES_FOLDER, plan_clip, subject_emotions, write_clip
 from components.synthetic.sheet import SHEET_FILE, write_sheet
 from components.synthetic.truth import GROUND_TRUTH_FORMAT, ground_truth_path
@@ -42,6 +46,7 @@ class SynthSummary:
     frames: int
     rendered: int          # clips rendered by this call (the rest already existed)
     per_emotion: dict[str, int]
+    identities: dict[str, str]  # subject folder -> the real faces it derives from (the sheet's Real faces)
     seconds: float
 
 
@@ -69,7 +74,8 @@ def synth(out_dir: str | Path, settings: SynthSettings = SynthSettings()) -> Syn
     out = check_output(out_dir, flag="OUT_DIR")
     recorded = dict(format=GROUND_TRUTH_FORMAT, subjects=s.subjects, videos_per_subject=s.videos_per_subject,
                     seed=s.seed, difficulty=s.difficulty, frames=[s.frames_min, s.frames_max],
-                    frame_size=[FRAME_HEIGHT, FRAME_WIDTH])
+                    frame_size=[FRAME_HEIGHT, FRAME_WIDTH],
+                    identities={f"sub{n:02d}": subject_source(n).weights() for n in range(1, s.subjects + 1)})
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, recorded)
 
@@ -82,14 +88,16 @@ def synth(out_dir: str | Path, settings: SynthSettings = SynthSettings()) -> Syn
                 plan, clip_rng = plan_clip(s.seed, subject_number, video, emotion, (s.frames_min, s.frames_max))
                 plans.append(plan)
                 if not ground_truth_path(out, plan.subject_folder, plan.video_id).is_file():
-                    subject = subject or make_subject(subject_rng)
+                    subject = subject or make_subject(subject_rng, subject_source(subject_number))
                     write_clip(out, plan, subject, clip_rng, DIFFICULTY_PX[s.difficulty])
                     rendered += 1
                 progress.update()
     write_sheet(out / SHEET_FILE, plans)
+    write_gallery(out, plans)
     return SynthSummary(out_dir=str(out), frames_root=str(out / FRAMES_FOLDER), annotations=str(out / SHEET_FILE),
                         clips=len(plans), frames=sum(p.n_frames for p in plans), rendered=rendered,
                         per_emotion=dict(Counter(p.emotion for p in plans)),
+                        identities={f"sub{n:02d}": subject_source(n).label for n in range(1, s.subjects + 1)},
                         seconds=round(time.perf_counter() - start, 2))
 
 

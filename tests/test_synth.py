@@ -15,6 +15,7 @@ from components.errors import UserError
 from components.ingest import ingest
 from components.synth import synth
 from components.synthetic.faces import FRAME_HEIGHT, FRAME_WIDTH, make_subject, neutral_sample
+from components.synthetic.identities import subject_source
 from components.synthetic.motion import ClipMotion, pixel_grid
 from components.synthetic.render import FRAMES_FOLDER, make_motion, plan_clip, render_clip, subject_emotions
 from components.synthetic.sheet import SHEET_FILE
@@ -55,10 +56,11 @@ def test_output_ingests_as_casme2_with_zero_rejects(small_set, tmp_path):
         assert truth.landmarks.shape == (row.n_frames, 68, 2) and truth.emotion == row.emotion
     image = cv2.imread(str(frames[0]), cv2.IMREAD_UNCHANGED)
     assert image.shape == (FRAME_HEIGHT, FRAME_WIDTH) and image.dtype == np.uint8
-    # the sheet keeps the CASME II header, blank columns included, and ground truth stays out of the root
+    # the sheet keeps the CASME II header, blank columns included, plus the subjects' real faces; ground
+    # truth stays out of the root
     header = list(pd.read_excel(out / SHEET_FILE, sheet_name="Sheet1").columns)
     assert header == ["Subject", "Filename", "Unnamed: 2", "OnsetFrame", "ApexFrame", "OffsetFrame", "Unnamed: 6",
-                      "Action Units", "Estimated Emotion"]
+                      "Action Units", "Estimated Emotion", "Real faces"]
     assert not list((out / FRAMES_FOLDER).rglob("*.npz"))
 
 
@@ -102,7 +104,7 @@ def test_flow_is_exact_for_the_warp_and_explains_the_written_frames(small_set):
     out, _ = small_set
     seed, subject_no, video = SMALL.seed, 1, 2
     emotions, subject_rng = subject_emotions(seed, subject_no, SMALL.videos_per_subject)
-    subject = make_subject(subject_rng)
+    subject = make_subject(subject_rng, subject_source(subject_no))
     plan, clip_rng = plan_clip(seed, subject_no, video, emotions[video - 1], (SMALL.frames_min, SMALL.frames_max))
     motion = make_motion(plan, subject, clip_rng, DIFFICULTY_PX["easy"])
     truth = load_ground_truth(out, plan.subject_folder, plan.video_id)
@@ -196,7 +198,7 @@ def test_the_class_is_carried_by_motion_only(tmp_path):
 
 def test_inverse_warp_and_bump_jacobian():
     rng = np.random.default_rng(0)
-    subject = make_subject(np.random.default_rng(1))
+    subject = make_subject(np.random.default_rng(1), subject_source(1))
     plan, clip_rng = plan_clip(0, 1, 1, "surprise", (10, 10))
     motion: ClipMotion = make_motion(plan, subject, clip_rng, DIFFICULTY_PX["easy"])
     points = subject.landmarks + rng.normal(0, 3, subject.landmarks.shape)
@@ -217,7 +219,7 @@ def test_the_warp_never_folds_even_with_expression_and_blink_at_full_strength():
     grid = pixel_grid(FRAME_HEIGHT, FRAME_WIDTH)
     for subject_no in (1, 2):
         emotions, subject_rng = subject_emotions(0, subject_no, 10)
-        subject = make_subject(subject_rng)
+        subject = make_subject(subject_rng, subject_source(subject_no))
         for video, emotion in enumerate(emotions, start=1):
             plan, clip_rng = plan_clip(0, subject_no, video, emotion, (24, 40))
             motion = make_motion(plan, subject, clip_rng, DIFFICULTY_PX["easy"])

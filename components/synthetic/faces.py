@@ -1,26 +1,27 @@
-"""Synthetic subjects: one real face photograph, reshaped and relit into different people.
+"""Synthetic subjects: real face photographs (or morphs between them), reshaped and relit into
+different people.
 
-The photograph is `skimage.data.astronaut()` (shipped with scikit-image, so it loads offline); dlib
-finds its 68 landmarks once (inter-ocular distance about 43 px on the 512x512 image). A subject is
-that face under
+Each subject derives from ONE identity source (identities.py): a real face photograph shipped with a
+dependency (scikit-image's astronaut, matplotlib's Grace Hopper) or a landmark-guided morph between them,
+brought into a canonical image (eyes level, 64 px apart) with its 68 dlib landmarks. A subject is that
+face under
 - an identity warp: a smooth field of Gaussian bumps at landmark groups (jaw width, chin length, eye
-  spacing, brow height, nose length and width, mouth width and height), in the photograph's pixels;
+  spacing, brow height, nose length and width, mouth width and height), in the canonical image's pixels;
 - a similarity transform into the frame (scale, rotation, translation);
 - an appearance change: gamma (skin tone), contrast, brightness and a left-right lighting gradient.
 
 `neutral_sample(subject, points)` is the subject's neutral face S at frame points: every frame of a
 clip is S seen through that clip's motion (motion.py), rendered with one interpolation from the
-photograph.
+canonical image.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from components.errors import UserError
+from components.synthetic.identities import IdentitySource, source_face
 from components.synthetic.motion import Bumps, pixel_grid
 from mol_model.metrics import eye_centres
 
@@ -28,7 +29,7 @@ FRAME_HEIGHT, FRAME_WIDTH = 240, 240
 FRAME_IOD = 52.0            # mean inter-ocular distance in the frame, pixels
 FACE_CENTRE = (120.0, 128.0)  # where the mean landmark lands in the frame
 
-# identity bumps: (part, [(landmarks moved, direction)], sigma in IODs of the photograph)
+# identity bumps: (part, [(landmarks moved, direction)], sigma in IODs of the face)
 _SHAPE_GROUPS = [
     ("jaw width", [((2, 3, 4), (-1, 0)), ((12, 13, 14), (1, 0))], 0.25),
     ("chin length", [((7, 8, 9), (0, 1))], 0.25),
@@ -48,24 +49,11 @@ def iod(landmarks: np.ndarray) -> float:
     return float(np.linalg.norm(right - left))
 
 
-@functools.lru_cache(maxsize=1)
-def base_face() -> tuple[np.ndarray, np.ndarray]:
-    """The photograph as float32 grayscale [512, 512] and its dlib landmarks float64 [68, 2]."""
-    from skimage import data
-
-    from components.vision.face import detect_landmarks
-
-    gray = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2GRAY)
-    landmarks = detect_landmarks(gray)
-    if landmarks is None:
-        raise UserError("dlib found no face in skimage's astronaut photograph; reinstall scikit-image and dlib-bin")
-    return gray.astype(np.float32), landmarks.astype(np.float64)
-
-
 @dataclass
 class Subject:
-    photo: np.ndarray          # float32 [512, 512]: the photograph under this subject's appearance
-    to_photo: np.ndarray       # [2, 3] affine: frame pixels -> photograph pixels (before the identity warp)
+    source: IdentitySource     # the real face(s) it derives from
+    photo: np.ndarray          # float32 [S, S]: the source's canonical image under this subject's appearance
+    to_photo: np.ndarray       # [2, 3] affine: frame pixels -> canonical image pixels (before the identity warp)
     identity_map: np.ndarray   # float32 [H, W, 2]: identity displacement at each frame pixel, photo px
     landmarks: np.ndarray      # [68, 2] neutral landmarks in the frame
     iod: float                 # inter-ocular distance in the frame, pixels
@@ -91,12 +79,12 @@ def _appearance(rng: np.random.Generator, photo: np.ndarray) -> np.ndarray:
     return np.clip(contrast * (lit - 128.0) + 128.0 + brightness, 0, 255).astype(np.float32)
 
 
-def make_subject(rng: np.random.Generator) -> Subject:
-    """A new identity drawn from `rng`."""
-    photo, photo_landmarks = base_face()
+def make_subject(rng: np.random.Generator, source: IdentitySource) -> Subject:
+    """A new identity drawn from `rng`, derived from `source` (identities.subject_source)."""
+    photo, photo_landmarks = source_face(source)
     shape = _identity_bumps(rng, photo_landmarks)
     ones = np.ones(1)
-    # similarity: photograph -> frame
+    # similarity: canonical image -> frame
     scale = FRAME_IOD / iod(photo_landmarks) * rng.uniform(0.92, 1.08)
     angle = np.deg2rad(rng.uniform(-5.0, 5.0))
     target = np.array(FACE_CENTRE) + rng.uniform(-6.0, 6.0, size=2)
@@ -115,12 +103,12 @@ def make_subject(rng: np.random.Generator) -> Subject:
         if done:
             break
     landmarks = u @ to_frame[:, :2].T + to_frame[:, 2]
-    return Subject(_appearance(rng, photo), to_photo, identity_map, landmarks, iod(landmarks))
+    return Subject(source, _appearance(rng, photo), to_photo, identity_map, landmarks, iod(landmarks))
 
 
 def neutral_sample(subject: Subject, points: np.ndarray) -> np.ndarray:
     """The neutral face S at frame points [H, W, 2] -> float32 [H, W] (one bilinear interpolation of
-    the photograph; the identity field is itself bilinearly sampled from its pixel grid)."""
+    the canonical image; the identity field is itself bilinearly sampled from its pixel grid)."""
     points = points.astype(np.float32)
     in_photo = points @ subject.to_photo[:, :2].T.astype(np.float32) + subject.to_photo[:, 2].astype(np.float32)
     shift = cv2.remap(subject.identity_map, points[..., 0], points[..., 1], cv2.INTER_LINEAR,
